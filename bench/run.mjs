@@ -1,0 +1,454 @@
+#!/usr/bin/env node
+// Benchmark harness: redis-proxy against direct Redis and twemproxy (nutcracker).
+//
+//   node bench/run.mjs [--rounds 5] [--requests N | --requests-p1 N --requests-p16 N]
+//
+// One run starts a Redis master and replica, the built proxy (dist/) and twemproxy on
+// free ports in a temporary directory, runs redis-benchmark against each target
+// (interleaved, order rotated per round), measures the proxies' CPU and RSS from /proc,
+// measures RSS with 1,000 idle clients, writes bench/results/<date>.md, latest.md and
+// latest.json, and stops everything it started. See bench/README.md.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
+
+import { command, parseInfo, idleClient } from './lib/resp.mjs';
+import {
+  start, stopAll, killAllSync, freePort, waitUntil, sleep, run, versionOf,
+  clockTicks, processTree, cpuTicks, rssBytes, rssSampler,
+} from './lib/procs.mjs';
+import { summarise, verdict, table, markdown, fmtInt } from './lib/report.mjs';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const PIPELINES = [1, 16];
+const TESTS = ['set', 'get']; // SET first so the GETs find the key
+const ALL_TARGETS = ['direct', 'twemproxy', 'redis-proxy'];
+const MB = 1024 * 1024;
+
+const USAGE = `usage: node bench/run.mjs [options]
+
+  --rounds N          rounds of interleaved runs (default 5)
+  --requests N        requests per redis-benchmark run, both pipelines
+  --requests-p1 N     requests per run at -P 1  (default 200000)
+  --requests-p16 N    requests per run at -P 16 (default 1000000)
+  --clients N         redis-benchmark -c (default 50)
+  --idle-clients N    idle connections for the RSS check (default 1000; 0 skips it)
+  --targets LIST      comma list out of direct,twemproxy,redis-proxy (default all)
+  --out DIR           where <date>.md and latest.md go (default bench/results)
+  --json FILE         machine-readable results (default <out>/latest.json)
+  --no-warmup         skip the unmeasured warm-up run per target
+  --run-timeout S     seconds before one redis-benchmark run is killed (default 300)
+  --proxy-bin FILE    Node script started as the proxy (default bin/redis-proxy,
+                      which loads dist/cli.js); it gets the config file path as argument
+  --strict            exit with status 3 when the verdict is FAIL
+  -h, --help          this text
+`;
+
+function options() {
+  const { values } = parseArgs({
+    options: {
+      rounds: { type: 'string', default: '5' },
+      requests: { type: 'string' },
+      'requests-p1': { type: 'string', default: '200000' },
+      'requests-p16': { type: 'string', default: '1000000' },
+      clients: { type: 'string', default: '50' },
+      'idle-clients': { type: 'string', default: '1000' },
+      targets: { type: 'string', default: ALL_TARGETS.join(',') },
+      out: { type: 'string', default: path.join(ROOT, 'bench', 'results') },
+      json: { type: 'string' },
+      'no-warmup': { type: 'boolean', default: false },
+      'run-timeout': { type: 'string', default: '300' },
+      'proxy-bin': { type: 'string' },
+      strict: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) { process.stdout.write(USAGE); process.exit(0); }
+  const int = (name, v, min) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) { process.stderr.write(`--${name} must be an integer >= ${min}\n${USAGE}`); process.exit(2); }
+    return n;
+  };
+  const targets = values.targets.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const t of targets) if (!ALL_TARGETS.includes(t)) { process.stderr.write(`unknown target ${t}\n${USAGE}`); process.exit(2); }
+  const out = path.resolve(values.out);
+  return {
+    rounds: int('rounds', values.rounds, 1),
+    requests: {
+      1: int('requests-p1', values.requests ?? values['requests-p1'], 1),
+      16: int('requests-p16', values.requests ?? values['requests-p16'], 1),
+    },
+    clients: int('clients', values.clients, 1),
+    idleClients: int('idle-clients', values['idle-clients'], 0),
+    targets,
+    out,
+    json: path.resolve(values.json ?? path.join(out, 'latest.json')),
+    warmup: !values['no-warmup'],
+    runTimeoutMs: int('run-timeout', values['run-timeout'], 1) * 1000,
+    proxyBin: values['proxy-bin'] ? path.resolve(values['proxy-bin']) : null,
+    strict: values.strict,
+  };
+}
+
+const log = (msg) => process.stderr.write(`${msg}\n`);
+
+// ---- setup -----------------------------------------------------------------------
+
+async function startRedis(tmp, name, port, extra = []) {
+  const dir = path.join(tmp, name);
+  fs.mkdirSync(dir);
+  const child = start(name, 'redis-server', [
+    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
+    '--save', '', '--appendonly', 'no', '--daemonize', 'no', ...extra,
+  ], { logFile: path.join(tmp, `${name}.log`) });
+  await waitUntil(`${name} on :${port}`, async () => (await command(port, ['PING'])) === 'PONG', { child });
+  return child;
+}
+
+async function startTwemproxy(tmp, port, masterPort) {
+  const conf = path.join(tmp, 'nutcracker.yml');
+  // One pool, one server: the same single-master path as the other targets.
+  fs.writeFileSync(conf, [
+    'bench:',
+    `  listen: 127.0.0.1:${port}`,
+    '  redis: true',
+    '  hash: fnv1a_64',
+    '  distribution: ketama',
+    '  timeout: 5000',
+    '  preconnect: true',
+    '  auto_eject_hosts: false',
+    '  server_connections: 1',
+    '  servers:',
+    `    - 127.0.0.1:${masterPort}:1`,
+    '',
+  ].join('\n'));
+  const check = await run('nutcracker', ['-t', '-c', conf], { timeoutMs: 10000 });
+  if (check.code !== 0) throw new Error(`nutcracker -t rejected the config: ${(check.stdout + check.stderr).trim()}`);
+  const statsPort = await freePort();
+  const child = start('twemproxy', 'nutcracker', [
+    '-c', conf, '-s', String(statsPort), '-a', '127.0.0.1',
+    '-o', path.join(tmp, 'nutcracker.log'), '-p', path.join(tmp, 'nutcracker.pid'),
+  ], { logFile: path.join(tmp, 'nutcracker.stdout') });
+  await waitUntil(`twemproxy on :${port}`, async () => (await command(port, ['PING'])) === 'PONG', { child });
+  return { child, config: { listen: `127.0.0.1:${port}`, statsPort, timeout: 5000, server_connections: 1, auto_eject_hosts: false } };
+}
+
+async function startProxy(tmp, port, masterPort, replicaPort, proxyBin) {
+  const cli = path.join(ROOT, 'dist', 'cli.js');
+  if (!proxyBin && !fs.existsSync(cli)) throw new Error(`${path.relative(ROOT, cli)} not found (run \`npm run build\` first)`);
+  const config = {
+    logLevel: 'warn',
+    listeners: [{
+      listen: port,
+      master: { host: '127.0.0.1', port: masterPort },
+      slave: [{ host: '127.0.0.1', port: replicaPort }],
+    }],
+  };
+  const conf = path.join(tmp, 'redis-proxy.json');
+  fs.writeFileSync(conf, JSON.stringify(config, null, 2));
+  const child = start('redis-proxy', process.execPath, [proxyBin ?? path.join(ROOT, 'bin', 'redis-proxy'), conf], {
+    logFile: path.join(tmp, 'redis-proxy.log'), cwd: ROOT,
+  });
+  await waitUntil(`redis-proxy on :${port}`, async () => (await command(port, ['PING'])) === 'PONG', { child, timeoutMs: 20000 });
+  return { child, config };
+}
+
+/** A write through the target must be readable through it (after replication). */
+async function sanityCheck(port) {
+  const value = `v${process.pid}-${Date.now()}`;
+  const set = await command(port, ['SET', 'bench:sanity', value]);
+  if (set !== 'OK') throw new Error(`SET through :${port} answered ${JSON.stringify(set)}`);
+  await waitUntil(`GET through :${port} returns the value just written`,
+    async () => (await command(port, ['GET', 'bench:sanity'])) === value, { timeoutMs: 3000 });
+}
+
+function tail(file, lines = 15) {
+  try { return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n'); } catch { return ''; }
+}
+
+// ---- measuring -------------------------------------------------------------------
+
+const CLK_TCK = clockTicks();
+
+async function getSetCalls(port) {
+  const info = parseInfo(await command(port, ['INFO', 'commandstats']));
+  const calls = (cmd) => Number(/calls=(\d+)/.exec(info[`cmdstat_${cmd}`] ?? '')?.[1] ?? 0);
+  return { get: calls('get'), set: calls('set') };
+}
+
+/** One redis-benchmark invocation against one target, with the proxy's CPU and RSS around it. */
+async function benchOnce(env, target, P, test, requests, opts) {
+  const t = env.targets[target];
+  const result = { target, pipeline: P, test, requests };
+  if (!t.port || (t.child && !t.child.alive())) {
+    result.error = t.error ?? `${target} is not running`;
+    return result;
+  }
+  const pids = t.child ? processTree(t.child.pid) : null;
+  const sampler = pids ? rssSampler(pids) : null;
+  const [mBefore, rBefore] = await Promise.all([getSetCalls(env.masterPort), getSetCalls(env.replicaPort)]);
+  const cpuBefore = pids ? cpuTicks(pids) : 0;
+  const t0 = process.hrtime.bigint();
+  const r = await run('redis-benchmark', [
+    '-h', '127.0.0.1', '-p', String(t.port), '-c', String(opts.clients),
+    '-n', String(requests), '-t', test, '-P', String(P), '--csv',
+  ], { timeoutMs: opts.runTimeoutMs });
+  result.wallSec = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (pids) {
+    result.cpuUsPerReq = ((cpuTicks(pids) - cpuBefore) / CLK_TCK) * 1e6 / requests;
+    result.maxRssBytes = await sampler.stop();
+  }
+  const [mAfter, rAfter] = await Promise.all([getSetCalls(env.masterPort), getSetCalls(env.replicaPort)]);
+  result.executed = { master: mAfter[test] - mBefore[test], replica: rAfter[test] - rBefore[test] };
+
+  // redis-benchmark 7 --csv: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+  const row = r.stdout.split('\n').find((l) => l.startsWith(`"${test.toUpperCase()}"`));
+  // "Could not fetch server CONFIG" is expected from proxies that refuse CONFIG; anything else is not.
+  const stderr = r.stderr.split('\n').filter((l) => l.trim() && !l.includes('Could not fetch server CONFIG')).join(' ').trim();
+  if (r.timedOut) result.error = `redis-benchmark killed after ${opts.runTimeoutMs / 1000} s`;
+  else if (r.code !== 0 || !row || stderr) result.error = `redis-benchmark exit ${r.code}: ${stderr.slice(0, 200) || 'no CSV row'}`;
+  if (row) {
+    const f = row.split(',').map((s) => Number(s.replace(/"/g, '')));
+    Object.assign(result, { rps: f[1], avgms: f[2], p50ms: f[4], p95ms: f[5], p99ms: f[6], maxms: f[7] });
+  }
+  if (result.error) { delete result.rps; }
+  return result;
+}
+
+/** RSS of the target with N idle clients connected (each answered one PING). */
+async function idleRss(t, n) {
+  const pids = processTree(t.child.pid);
+  const out = { clients: n };
+  out.beforeMB = (await rssBytes(pids)) / MB;
+  const socks = [];
+  try {
+    for (let i = 0; i < n; i += 100) {
+      const batch = await Promise.all(Array.from({ length: Math.min(100, n - i) }, () => idleClient(t.port)));
+      socks.push(...batch);
+    }
+    await sleep(500);
+    let max = 0;
+    for (let i = 0; i < 10; i++) { max = Math.max(max, await rssBytes(pids)); await sleep(100); }
+    out.withClientsMB = max / MB;
+  } catch (e) {
+    out.error = `${e.message} (after ${socks.length} connected)`;
+  } finally {
+    for (const s of socks) s.destroy();
+  }
+  await sleep(500);
+  out.afterMB = (await rssBytes(pids)) / MB;
+  if (!t.child.alive()) out.error = `${t.child.name} exited during the idle-client check`;
+  else if ((await command(t.port, ['PING']).catch((e) => e.message)) !== 'PONG') out.error = `${t.child.name} stopped answering PING after the idle clients left`;
+  return out;
+}
+
+// ---- the run ---------------------------------------------------------------------
+
+function machine() {
+  const tryExec = (cmd, args) => { try { return execFileSync(cmd, args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim(); } catch { return '?'; } };
+  const cli = path.join(ROOT, 'dist', 'cli.js');
+  return {
+    nproc: os.availableParallelism(),
+    cpu: os.cpus()[0]?.model ?? '?',
+    memory: `${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB`,
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    redis: versionOf('redis-server', ['--version']).replace(/^Redis server v=(\S+).*$/, '$1'),
+    'redis-benchmark': versionOf('redis-benchmark', ['--version']),
+    nutcracker: versionOf('nutcracker', ['--version']).replace(/^This is /, ''),
+    'redis-proxy commit': `${tryExec('git', ['rev-parse', '--short', 'HEAD'])}${tryExec('git', ['status', '--porcelain', '--', 'src']) ? ' (src has uncommitted changes)' : ''}`,
+    'dist/cli.js built': fs.existsSync(cli) ? fs.statSync(cli).mtime.toISOString() : 'missing',
+  };
+}
+
+async function main() {
+  const opts = options();
+  const startedAt = new Date();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'redis-proxy-bench-'));
+  const notes = [];
+  const runs = [];
+  const idle = {};
+  const env = { targets: {} };
+  let settingsExtra = {};
+
+  let cleaned = null;
+  const cleanup = () => (cleaned ??= (async () => {
+    await stopAll();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  })());
+  process.on('exit', () => { killAllSync(); fs.rmSync(tmp, { recursive: true, force: true }); });
+  for (const sig of ['SIGINT', 'SIGTERM']) {
+    process.once(sig, async () => {
+      log(`\n${sig}: stopping everything the harness started`);
+      await cleanup();
+      process.exit(130);
+    });
+  }
+
+  try {
+    env.masterPort = await freePort();
+    env.replicaPort = await freePort();
+    log(`temp dir ${tmp}`);
+    log(`starting redis master :${env.masterPort} and replica :${env.replicaPort}`);
+    await startRedis(tmp, 'master', env.masterPort);
+    await startRedis(tmp, 'replica', env.replicaPort, ['--replicaof', '127.0.0.1', String(env.masterPort)]);
+    await waitUntil('replica link up', async () =>
+      parseInfo(await command(env.replicaPort, ['INFO', 'replication'])).master_link_status === 'up', { timeoutMs: 15000 });
+
+    if (opts.targets.includes('direct')) env.targets.direct = { port: env.masterPort };
+
+    // The proxies may fail to start; that is reported, and the rest of the run goes on.
+    const starters = {
+      twemproxy: async (port) => {
+        const { child, config } = await startTwemproxy(tmp, port, env.masterPort);
+        settingsExtra.twemproxy = config;
+        return child;
+      },
+      'redis-proxy': async (port) => {
+        const { child, config } = await startProxy(tmp, port, env.masterPort, env.replicaPort, opts.proxyBin);
+        settingsExtra['redis-proxy config'] = config;
+        return child;
+      },
+    };
+    for (const name of ['twemproxy', 'redis-proxy']) {
+      if (!opts.targets.includes(name)) continue;
+      const port = await freePort();
+      log(`starting ${name} :${port}`);
+      try {
+        const child = await starters[name](port);
+        await sanityCheck(port);
+        env.targets[name] = { port, child };
+      } catch (e) {
+        const logFile = path.join(tmp, name === 'twemproxy' ? 'nutcracker.log' : 'redis-proxy.log');
+        const t = tail(logFile);
+        env.targets[name] = { error: `${name} did not start: ${e.message}` };
+        notes.push(`${name} did not start: ${e.message}${t ? `\n\n  \`\`\`\n${t.replace(/^/gm, '  ')}\n  \`\`\`` : ''}`);
+        log(`!! ${name} did not start: ${e.message}${t ? `\n--- ${path.basename(logFile)} (tail) ---\n${t}\n---` : ''}`);
+      }
+    }
+    if (env.targets['direct']) await sanityCheck(env.masterPort);
+
+    const active = opts.targets.filter((n) => env.targets[n]?.port);
+    if (opts.warmup) {
+      for (const name of active) {
+        log(`warm-up ${name}`);
+        for (const test of TESTS) {
+          const r = await benchOnce(env, name, 16, test, Math.min(100000, opts.requests[16]), opts);
+          if (r.error) log(`  warm-up ${name} ${test}: ${r.error}`);
+        }
+      }
+    }
+
+    for (let round = 0; round < opts.rounds; round++) {
+      const order = opts.targets.map((_, i) => opts.targets[(i + round) % opts.targets.length]);
+      for (const P of PIPELINES) {
+        for (const name of order) {
+          for (const test of TESTS) {
+            const r = await benchOnce(env, name, P, test, opts.requests[P], opts);
+            r.round = round + 1;
+            runs.push(r);
+            const extra = r.cpuUsPerReq != null ? `  cpu ${r.cpuUsPerReq.toFixed(2)} us/req  rss ${(r.maxRssBytes / MB).toFixed(1)} MB` : '';
+            log(`[round ${round + 1}/${opts.rounds}] -P ${String(P).padEnd(2)} ${name.padEnd(11)} ${test.toUpperCase()}: ${r.error
+              ? `ERROR ${r.error}`
+              : `${fmtInt(r.rps).padStart(9)} ops/s  p50 ${r.p50ms.toFixed(3)}  p99 ${r.p99ms.toFixed(3)} ms${extra}`}`);
+          }
+        }
+      }
+    }
+
+    if (opts.idleClients > 0) {
+      for (const name of ['twemproxy', 'redis-proxy']) {
+        const t = env.targets[name];
+        if (!opts.targets.includes(name)) continue;
+        if (!t?.child?.alive()) { idle[name] = { clients: opts.idleClients, error: t?.error ?? `${name} is not running` }; continue; }
+        log(`${name}: RSS with ${opts.idleClients} idle clients`);
+        idle[name] = await idleRss(t, opts.idleClients);
+        log(idle[name].error ? `  ${idle[name].error}` : `  ${idle[name].withClientsMB.toFixed(1)} MB (before ${idle[name].beforeMB.toFixed(1)} MB)`);
+      }
+    }
+
+    for (const name of ['twemproxy', 'redis-proxy']) {
+      const c = env.targets[name]?.child;
+      if (c && !c.alive()) {
+        const ei = c.exitInfo();
+        notes.push(`${name} exited during the run (code ${ei?.code}, signal ${ei?.signal}); later runs against it are errors. Log tail:\n\n  \`\`\`\n${tail(c.logFile).replace(/^/gm, '  ')}\n  \`\`\``);
+      }
+    }
+  } finally {
+    // The logs live in tmp; keep the proxy's warnings if it wrote any.
+    const proxyLog = tail(path.join(tmp, 'redis-proxy.log'), 10);
+    if (proxyLog && env.targets['redis-proxy']?.port) notes.push(`redis-proxy wrote to its log (last lines):\n\n  \`\`\`\n${proxyLog.replace(/^/gm, '  ')}\n  \`\`\``);
+    log('stopping everything');
+    await cleanup();
+  }
+
+  // ---- report ----
+  const targets = opts.targets;
+  const cells = summarise(runs, targets, PIPELINES, TESTS);
+  const routing = [];
+  for (const name of targets) {
+    const gets = runs.filter((r) => r.target === name && r.test === 'get' && r.executed && !r.error);
+    if (!gets.length) continue;
+    const m = gets.reduce((s, r) => s + r.executed.master, 0);
+    const rep = gets.reduce((s, r) => s + r.executed.replica, 0);
+    const sent = gets.reduce((s, r) => s + r.requests, 0);
+    routing.push(`${name}: ${fmtInt(sent)} GETs sent; master executed ${fmtInt(m)}, replica ${fmtInt(rep)}`);
+  }
+  for (const name of targets) {
+    if (env.targets[name]?.error) continue; // its start failure is already in the notes
+    const errs = [...new Set(runs.filter((r) => r.target === name && r.error).map((r) => r.error))];
+    for (const e of errs.slice(0, 5)) notes.push(`${name}: ${e}`);
+  }
+  if (opts.proxyBin) notes.push(`redis-proxy was started from ${opts.proxyBin}, not bin/redis-proxy.`);
+  notes.push(
+    `Everything shares ${os.availableParallelism()} cores: redis-benchmark (one thread, often the bottleneck at -P 1), the master, the replica (which also applies every replicated SET) and the proxy under test. Absolute numbers are therefore low and noisy; compare targets within one run, not across machines.`,
+    'direct and twemproxy send GETs to the master; redis-proxy sends them to the replica (its read/write split), see "Where the GETs were executed". SETs go to the master everywhere.',
+    `CPU comes from /proc/PID/stat utime+stime in clock ticks (CLK_TCK ${CLK_TCK}, so ${(1e6 / CLK_TCK / 1000).toFixed(0)} ms resolution), read before and after each redis-benchmark run, divided by its requests; it includes accepting the ${opts.clients} benchmark connections.`,
+    `Each redis-benchmark run is one test (-t set, then -t get) so that CPU per request is per test. All runs use one key (redis-benchmark's default key:__rand_int__ without -r) and 3-byte values.`,
+  );
+  const report = {
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    machine: machine(),
+    settings: {
+      rounds: opts.rounds,
+      'requests per run': `${opts.requests[1]} at -P 1, ${opts.requests[16]} at -P 16`,
+      'redis-benchmark': `-h 127.0.0.1 -c ${opts.clients} -t <set|get> -P <1|16> --csv`,
+      order: `per round: -P 1 then -P 16; within each, targets ${targets.join(', ')} rotated by one each round; SET then GET per target`,
+      warmup: opts.warmup ? `one unmeasured -P 16 SET and GET run (${Math.min(100000, opts.requests[16])} requests) per target` : 'none',
+      redis: 'master + 1 replica (--replicaof), --save "" --appendonly no',
+      ...settingsExtra,
+    },
+    cells,
+    idle,
+    routing,
+    verdict: verdict(cells, idle, PIPELINES, TESTS),
+    notes,
+    runs,
+  };
+  const md = markdown(report);
+  fs.mkdirSync(opts.out, { recursive: true });
+  const stamp = report.startedAt.replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+  fs.writeFileSync(path.join(opts.out, `${stamp}.md`), md);
+  fs.writeFileSync(path.join(opts.out, 'latest.md'), md);
+  fs.mkdirSync(path.dirname(opts.json), { recursive: true });
+  fs.writeFileSync(opts.json, `${JSON.stringify(report, null, 2)}\n`);
+
+  process.stdout.write(`\n${table(cells)}\n\n`);
+  for (const [name, i] of Object.entries(idle)) {
+    process.stdout.write(i.error ? `${name}, ${i.clients} idle clients: ${i.error}\n` : `${name}, ${i.clients} idle clients: ${i.withClientsMB.toFixed(1)} MB\n`);
+  }
+  for (const l of routing) process.stdout.write(`${l}\n`);
+  process.stdout.write(`\nVerdict: ${report.verdict.pass ? 'PASS' : 'FAIL'}\n${report.verdict.lines.map((l) => `  ${l}`).join('\n')}\n`);
+  if (opts.strict && !report.verdict.pass) process.exitCode = 3;
+  process.stdout.write(`\nwrote ${path.relative(process.cwd(), path.join(opts.out, `${stamp}.md`))}, latest.md, ${path.relative(process.cwd(), opts.json)}\n`);
+}
+
+main().catch((e) => {
+  log(`bench failed: ${e.stack ?? e.message}`);
+  process.exitCode = 1;
+});
