@@ -18,7 +18,7 @@ import { execFileSync } from 'node:child_process';
 
 import { command, parseInfo, idleClient } from './lib/resp.mjs';
 import {
-  start, stopAll, killAllSync, freePort, waitUntil, sleep, run, versionOf,
+  start, stop, stopAll, killAllSync, freePort, waitUntil, sleep, run, versionOf,
   clockTicks, processTree, cpuTicks, rssBytes, rssSampler,
 } from './lib/procs.mjs';
 import { summarise, verdict, table, markdown, fmtInt } from './lib/report.mjs';
@@ -133,7 +133,8 @@ async function startTwemproxy(tmp, port, masterPort) {
     '-c', conf, '-s', String(statsPort), '-a', '127.0.0.1',
     '-o', path.join(tmp, 'nutcracker.log'), '-p', path.join(tmp, 'nutcracker.pid'),
   ], { logFile: path.join(tmp, 'nutcracker.stdout') });
-  await waitUntil(`twemproxy on :${port}`, async () => (await command(port, ['PING'])) === 'PONG', { child });
+  await waitUntil(`twemproxy on :${port}`, async () => (await command(port, ['PING'])) === 'PONG', { child })
+    .catch(async (e) => { await stop(child); throw e; });
   return { child, config: { listen: `127.0.0.1:${port}`, statsPort, timeout: 5000, server_connections: 1, auto_eject_hosts: false } };
 }
 
@@ -153,7 +154,8 @@ async function startProxy(tmp, port, masterPort, replicaPort, proxyBin) {
   const child = start('redis-proxy', process.execPath, [proxyBin ?? path.join(ROOT, 'bin', 'redis-proxy'), conf], {
     logFile: path.join(tmp, 'redis-proxy.log'), cwd: ROOT,
   });
-  await waitUntil(`redis-proxy on :${port}`, async () => (await command(port, ['PING'])) === 'PONG', { child, timeoutMs: 20000 });
+  await waitUntil(`redis-proxy on :${port}`, async () => (await command(port, ['PING'])) === 'PONG', { child, timeoutMs: 20000 })
+    .catch(async (e) => { await stop(child); throw e; });
   return { child, config };
 }
 
@@ -318,16 +320,18 @@ async function main() {
       if (!opts.targets.includes(name)) continue;
       const port = await freePort();
       log(`starting ${name} :${port}`);
+      let child;
       try {
-        const child = await starters[name](port);
+        child = await starters[name](port);
         await sanityCheck(port);
         env.targets[name] = { port, child };
       } catch (e) {
+        if (child) await stop(child);
         const logFile = path.join(tmp, name === 'twemproxy' ? 'nutcracker.log' : 'redis-proxy.log');
         const t = tail(logFile);
-        env.targets[name] = { error: `${name} did not start: ${e.message}` };
-        notes.push(`${name} did not start: ${e.message}${t ? `\n\n  \`\`\`\n${t.replace(/^/gm, '  ')}\n  \`\`\`` : ''}`);
-        log(`!! ${name} did not start: ${e.message}${t ? `\n--- ${path.basename(logFile)} (tail) ---\n${t}\n---` : ''}`);
+        env.targets[name] = { error: `${name} not benchmarked: ${e.message}` };
+        notes.push(`${name} not benchmarked: ${e.message}${t ? `\n\n  \`\`\`\n${t.replace(/^/gm, '  ')}\n  \`\`\`` : ''}`);
+        log(`!! ${name} not benchmarked: ${e.message}${t ? `\n--- ${path.basename(logFile)} (tail) ---\n${t}\n---` : ''}`);
       }
     }
     if (env.targets['direct']) await sanityCheck(env.masterPort);
