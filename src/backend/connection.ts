@@ -1,0 +1,193 @@
+/**
+ * One TCP connection to a node. Writes request bytes as given (batched per event-loop
+ * turn), frames the replies without decoding them and hands each to the slot it belongs
+ * to, in send order. Used both as a shared (multiplexed) connection and as a dedicated one.
+ */
+import net from 'node:net';
+import Denque from 'denque';
+import { BatchedOutput } from '../io/batched-output.js';
+import { coarseNow } from '../io/clock.js';
+import { encodeCommand } from '../protocol/resp.js';
+import { ReplyFramer, type ReplySink } from '../protocol/reply-framer.js';
+import { ReplySlot, SLOT_INTERNAL, type SlotOwner } from './reply-slot.js';
+
+export interface ConnectionOptions {
+  host: string;
+  port: number;
+  /** Database selected right after connecting. */
+  db: number;
+  username?: string;
+  password?: string;
+  /** ms to establish the connection (TCP + handshake). */
+  connectTimeout: number;
+  /** Label for errors, e.g. `master 10.0.0.1:6379`. */
+  label: string;
+}
+
+/** What a connection tells its node. */
+export interface ConnectionEvents {
+  /** The handshake (AUTH, SELECT) succeeded. */
+  onReady(conn: BackendConnection): void;
+  /**
+   * The connection is gone (after every slot owed was failed). `failed` is true when the
+   * network or the node ended it, false when the proxy closed it on purpose.
+   */
+  onClosed(conn: BackendConnection, reason: string, failed: boolean): void;
+}
+
+/**
+ * Receives every reply of a connection in passthrough mode (Pub/Sub, MONITOR), where
+ * replies are not one per request.
+ */
+export interface PassthroughSink {
+  onPassthrough(buf: Buffer, start: number, end: number): void;
+}
+
+let nextConnectionId = 1;
+
+export class BackendConnection implements ReplySink, SlotOwner {
+  readonly id = nextConnectionId++;
+  readonly socket: net.Socket;
+  /** The database this connection has selected. */
+  db: number;
+  ready = false;
+  closed = false;
+  /** When set, every reply goes here instead of to slots. */
+  passthrough: PassthroughSink | null = null;
+  private readonly framer = new ReplyFramer(this);
+  private readonly owed = new Denque<ReplySlot>();
+  private readonly output: BatchedOutput;
+  private closeReason = '';
+  private handshakeLeft = 0;
+  private readonly readyWaiters: Array<{ resolve(): void; reject(err: Error): void }> = [];
+
+  constructor(
+    readonly options: ConnectionOptions,
+    private readonly events: ConnectionEvents,
+  ) {
+    this.db = options.db;
+    const socket = net.connect({ host: options.host, port: options.port });
+    this.socket = socket;
+    this.output = new BatchedOutput(socket);
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 30_000);
+    socket.setTimeout(options.connectTimeout);
+    socket.on('data', (chunk: Buffer) => this.framer.push(chunk));
+    socket.on('timeout', () => this.teardown(`connect timeout after ${options.connectTimeout} ms`, true));
+    socket.on('error', (err: NodeJS.ErrnoException) => this.teardown(err.code ?? err.message, true));
+    socket.on('close', () => this.teardown('connection closed', true));
+    // The handshake: its replies come first; the connection is ready after the last one.
+    const handshake: string[][] = [];
+    if (options.password !== undefined) {
+      handshake.push(options.username !== undefined ? ['AUTH', options.username, options.password] : ['AUTH', options.password]);
+    }
+    if (options.db !== 0) handshake.push(['SELECT', String(options.db)]);
+    if (handshake.length === 0) handshake.push(['PING']);
+    this.handshakeLeft = handshake.length;
+    for (const command of handshake) this.send(new ReplySlot(this, SLOT_INTERNAL), encodeCommand(command));
+  }
+
+  /** Replies this connection still owes. */
+  get owedCount(): number {
+    return this.owed.length;
+  }
+
+  /** Send time (coarse ms) of the oldest reply still owed, or 0. */
+  get oldestSentAt(): number {
+    const head = this.owed.peekFront();
+    return head === undefined ? 0 : head.sentAt;
+  }
+
+  /** Bytes queued or unsent on the socket. */
+  get unsentBytes(): number {
+    return this.output.unsentBytes;
+  }
+
+  /** Queues a request; its reply will fill `slot`. Must not be called once closed. */
+  send(slot: ReplySlot, request: Buffer): void {
+    slot.conn = this;
+    slot.sentAt = coarseNow();
+    this.owed.push(slot);
+    this.output.push(request);
+  }
+
+  /** Switches the connection to database `db` (a SELECT queued before whatever comes next). */
+  select(db: number): void {
+    if (db === this.db) return;
+    this.db = db;
+    this.send(new ReplySlot(this, SLOT_INTERNAL), encodeCommand(['SELECT', String(db)]));
+  }
+
+  /** Queues a request whose reply is not wanted by anyone but the passthrough sink (SUBSCRIBE in Pub/Sub mode). */
+  write(request: Buffer): void {
+    this.output.push(request);
+  }
+
+  /**
+   * Resolves once the handshake has succeeded; rejects with the reason if the connection
+   * closes first.
+   */
+  whenReady(): Promise<void> {
+    if (this.ready) return Promise.resolve();
+    if (this.closed) return Promise.reject(new Error(`${this.options.label} ${this.closeReason}`));
+    return new Promise((resolve, reject) => {
+      this.readyWaiters.push({ resolve, reject });
+    });
+  }
+
+  /** Closes the connection on purpose; every owed slot gets an error naming `reason`. Idempotent. */
+  destroy(reason: string): void {
+    this.teardown(reason, false);
+  }
+
+  private teardown(reason: string, failed: boolean): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ready = false;
+    this.closeReason = reason;
+    this.output.clear();
+    this.socket.destroy();
+    const message = `ERR redis-proxy: ${this.options.label} ${reason}`;
+    let slot: ReplySlot | undefined;
+    while ((slot = this.owed.shift()) !== undefined) slot.owner.onSlotError(slot, message);
+    for (const w of this.readyWaiters.splice(0)) w.reject(new Error(`${this.options.label} ${reason}`));
+    this.events.onClosed(this, reason, failed);
+  }
+
+  /** Why the connection closed ('' while open). */
+  get reason(): string {
+    return this.closeReason;
+  }
+
+  onReply(buf: Buffer, start: number, end: number): void {
+    const slot = this.owed.shift();
+    if (slot === undefined) {
+      if (this.passthrough !== null) this.passthrough.onPassthrough(buf, start, end);
+      else this.teardown('sent a reply nobody asked for', true);
+      return;
+    }
+    slot.owner.onSlotReply(slot, buf, start, end);
+  }
+
+  onFramingError(message: string): void {
+    this.teardown(`protocol error: ${message}`, true);
+  }
+
+  // Replies to the proxy's own requests (handshake, SELECT): an error makes the connection unusable.
+  onSlotReply(_slot: ReplySlot, buf: Buffer, start: number, end: number): void {
+    if (buf[start] === 0x2d) {
+      this.destroy(`refused ${this.ready ? 'SELECT' : 'the handshake'}: ${buf.toString('latin1', start + 1, end - 2)}`);
+      return;
+    }
+    if (this.handshakeLeft > 0 && --this.handshakeLeft === 0) {
+      this.ready = true;
+      this.socket.setTimeout(0);
+      this.events.onReady(this);
+      for (const w of this.readyWaiters.splice(0)) w.resolve();
+    }
+  }
+
+  onSlotError(): void {
+    // The connection is closing; destroy() reports it.
+  }
+}

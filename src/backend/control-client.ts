@@ -1,0 +1,104 @@
+/**
+ * A small promise-based client for the proxy's own questions to a node (health checks,
+ * INFO, COMMAND INFO, SCRIPT LOAD fan-out). Off the hot path: replies are decoded with
+ * redis-parser. Reconnects on the next call after a failure.
+ */
+import net from 'node:net';
+import Denque from 'denque';
+import RedisParser from 'redis-parser';
+import { encodeCommand } from '../protocol/resp.js';
+
+/** An error reply from the node (`-ERR ...`), as opposed to a failed connection. */
+export class ReplyError extends Error {}
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+}
+
+export interface ControlClientOptions {
+  host: string;
+  port: number;
+  username?: string;
+  password?: string;
+  /** ms for connecting and for each reply. */
+  timeout: number;
+}
+
+export class ControlClient {
+  private socket: net.Socket | null = null;
+  private readonly pending = new Denque<Pending>();
+
+  constructor(private readonly options: ControlClientOptions) {}
+
+  /**
+   * Sends one command and resolves with the decoded reply (strings as Buffers are not
+   * needed here: bulk strings decode to JS strings, arrays to arrays, integers to numbers).
+   * Rejects with {@link ReplyError} for an error reply, or an Error when the connection
+   * fails or no reply comes within the timeout (the connection is then dropped).
+   */
+  call(...args: Array<string | Buffer>): Promise<unknown> {
+    const socket = this.socket ?? this.connect();
+    return new Promise((resolve, reject) => {
+      this.pending.push({ resolve, reject });
+      socket.write(encodeCommand(args));
+    });
+  }
+
+  /** Closes the connection; calls in flight reject. */
+  close(): void {
+    this.fail(new Error('closed'));
+  }
+
+  private connect(): net.Socket {
+    const { host, port, timeout, username, password } = this.options;
+    const socket = net.connect({ host, port });
+    socket.setNoDelay(true);
+    socket.setTimeout(timeout);
+    const parser = new RedisParser({
+      returnReply: (reply: unknown) => this.pending.shift()?.resolve(reply),
+      returnError: (err: Error) => this.pending.shift()?.reject(new ReplyError(err.message)),
+      returnFatalError: (err: Error) => this.fail(err),
+    });
+    // Events of a socket already replaced by a reconnect must not touch the new one.
+    const failThis = (err: Error): void => {
+      if (this.socket === socket) this.fail(err);
+    };
+    socket.on('data', (chunk: Buffer) => parser.execute(chunk));
+    socket.on('timeout', () => {
+      if (this.pending.length > 0) failThis(new Error(`no reply within ${timeout} ms`));
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => failThis(new Error(err.code ?? err.message)));
+    socket.on('close', () => failThis(new Error('connection closed')));
+    this.socket = socket;
+    if (password !== undefined) {
+      const auth = username !== undefined ? ['AUTH', username, password] : ['AUTH', password];
+      this.pending.push({
+        resolve: () => undefined,
+        reject: (err) => this.fail(new Error(`AUTH failed: ${err.message}`)),
+      });
+      socket.write(encodeCommand(auth));
+    }
+    return socket;
+  }
+
+  private fail(err: Error): void {
+    const socket = this.socket;
+    if (socket === null) return;
+    this.socket = null;
+    socket.destroy();
+    let p: Pending | undefined;
+    while ((p = this.pending.shift()) !== undefined) p.reject(err);
+  }
+}
+
+/** Parses an INFO reply into `field -> value` (sections merged). */
+export function parseInfo(text: string): Map<string, string> {
+  const fields = new Map<string, string>();
+  for (const line of text.split('\r\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const colon = line.indexOf(':');
+    if (colon > 0) fields.set(line.slice(0, colon), line.slice(colon + 1));
+  }
+  return fields;
+}

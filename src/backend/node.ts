@@ -1,0 +1,227 @@
+/**
+ * A node: one Redis server behind a listener (the master or a replica). Owns the shared
+ * (multiplexed) connections to it, kept per database, the generic-pool pool of dedicated
+ * connections, and what the last health check found.
+ */
+import genericPool, { type Pool } from 'generic-pool';
+import type { Logger } from 'pino';
+import type { NodeConfig } from '../config/types.js';
+import { BackendConnection, type ConnectionEvents } from './connection.js';
+import { ControlClient, parseInfo } from './control-client.js';
+
+export type NodeRole = 'master' | 'replica';
+
+export interface NodeOptions {
+  role: NodeRole;
+  config: NodeConfig;
+  /** Shared connections per database. */
+  sharedConnections: number;
+  /** Most dedicated connections at once. */
+  maxDedicated: number;
+  /** ms. */
+  connectTimeout: number;
+  logger: Logger;
+  /** Called when the node goes down or comes back. */
+  onStateChange(node: Node): void;
+}
+
+/** What the last health check of a node found. */
+export interface NodeHealth {
+  /** Answered the last check. */
+  reachable: boolean;
+  /** `loading:1` (still loading its dataset). */
+  loading: boolean;
+  /** For replicas: `master_link_status:up`. */
+  linkUp: boolean;
+  /** `role` from INFO replication (`master` or `slave`). */
+  role: string;
+  /** `master_repl_offset` (for a replica: how far it has applied the stream). */
+  replOffset: number;
+  /** Why it is unreachable ('' when reachable). */
+  error: string;
+}
+
+export class Node implements ConnectionEvents {
+  readonly role: NodeRole;
+  readonly label: string;
+  readonly weight: number;
+  readonly health: NodeHealth = { reachable: true, loading: false, linkUp: true, role: '', replOffset: 0, error: '' };
+  /** `redis_version` from the last health check ('' until known). */
+  serverVersion = '';
+  /** Seconds since the master heard from this replica (`lag=` in the master's INFO); -1 unknown. */
+  lag = -1;
+  private readonly shared: Array<BackendConnection[] | undefined> = [];
+  private rr = 0;
+  private readonly pool: Pool<BackendConnection>;
+  private readonly control: ControlClient;
+  private closing = false;
+
+  constructor(private readonly options: NodeOptions) {
+    const { config, role } = options;
+    this.role = role;
+    this.weight = config.weight;
+    this.label = `${role} ${config.host}:${config.port}`;
+    this.control = new ControlClient({
+      host: config.host,
+      port: config.port,
+      username: config.username,
+      password: config.password,
+      timeout: options.connectTimeout,
+    });
+    this.pool = genericPool.createPool<BackendConnection>(
+      {
+        create: async () => {
+          const conn = this.open(0);
+          await conn.whenReady();
+          return conn;
+        },
+        destroy: async (conn) => conn.destroy('released'),
+        validate: async (conn) => !conn.closed,
+      },
+      {
+        max: options.maxDedicated,
+        min: 0,
+        testOnBorrow: true,
+        acquireTimeoutMillis: options.connectTimeout,
+        idleTimeoutMillis: 60_000,
+        evictionRunIntervalMillis: 30_000,
+      },
+    );
+  }
+
+  get host(): string {
+    return this.options.config.host;
+  }
+
+  get port(): number {
+    return this.options.config.port;
+  }
+
+  /** True when the node answered its last health check and no connection to it has failed since. */
+  get reachable(): boolean {
+    return this.health.reachable;
+  }
+
+  /**
+   * A shared connection for database `db`: round-robin over the node's shared
+   * connections for that database, opened on first use and replaced when closed.
+   */
+  sharedConnection(db: number): BackendConnection {
+    let conns = this.shared[db];
+    if (conns === undefined) {
+      conns = [];
+      this.shared[db] = conns;
+    }
+    const n = this.options.sharedConnections;
+    const i = n === 1 ? 0 : this.rr++ % n;
+    let conn = conns[i];
+    if (conn === undefined || conn.closed) {
+      conn = this.open(db);
+      conns[i] = conn;
+    }
+    return conn;
+  }
+
+  /**
+   * Leases a dedicated connection on database `db` from the pool.
+   * @throws Error when none can be had within the connect timeout (pool exhausted or node down).
+   */
+  async acquire(db: number): Promise<BackendConnection> {
+    const conn = await this.pool.acquire();
+    conn.select(db);
+    return conn;
+  }
+
+  /**
+   * Returns a leased connection. `clean` says it holds no state (no MULTI/WATCH, not
+   * blocked, no Pub/Sub, no replies owed); otherwise it is closed instead of reused.
+   */
+  release(conn: BackendConnection, clean: boolean): void {
+    if (clean && !conn.closed && conn.owedCount === 0 && conn.passthrough === null) {
+      void this.pool.release(conn);
+    } else {
+      conn.destroy('released with connection state');
+      void this.pool.destroy(conn).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Asks the node for its state (INFO replication and persistence) and records it.
+   * Never throws: an unreachable node is recorded as such.
+   * @returns the INFO fields, or null when the node did not answer.
+   */
+  async checkHealth(): Promise<Map<string, string> | null> {
+    let info: Map<string, string> | null = null;
+    try {
+      info = parseInfo(String(await this.control.call('INFO', 'server', 'replication', 'persistence')));
+    } catch (err) {
+      this.setReachable(false, (err as Error).message);
+      return null;
+    }
+    const h = this.health;
+    this.serverVersion = info.get('redis_version') ?? this.serverVersion;
+    h.loading = info.get('loading') === '1';
+    h.role = info.get('role') ?? '';
+    h.linkUp = h.role === 'master' || info.get('master_link_status') === 'up';
+    h.replOffset = Number(info.get(h.role === 'master' ? 'master_repl_offset' : 'slave_repl_offset') ?? 0);
+    this.setReachable(true, '');
+    return info;
+  }
+
+  /**
+   * Closes shared connections whose oldest owed reply was sent more than `timeoutMs` ago
+   * (coarse ms): the replies owed on them get a timeout error (reads are retried elsewhere).
+   * Dedicated connections are exempt: they carry blocking commands.
+   */
+  expireShared(now: number, timeoutMs: number): void {
+    for (const conns of this.shared) {
+      for (const conn of conns ?? []) {
+        const sentAt = conn.oldestSentAt;
+        if (sentAt > 0 && now - sentAt > timeoutMs) conn.destroy(`command timed out after ${timeoutMs} ms`);
+      }
+    }
+  }
+
+  /** Sends one command on the node's control connection (off the hot path). */
+  call(...args: Array<string | Buffer>): Promise<unknown> {
+    return this.control.call(...args);
+  }
+
+  /** Closes every connection of the node. */
+  async close(): Promise<void> {
+    this.closing = true;
+    this.control.close();
+    for (const conns of this.shared) for (const c of conns ?? []) c.destroy('proxy shutting down');
+    await this.pool.drain();
+    await this.pool.clear();
+  }
+
+  onReady(): void {
+    // A connection that completes its handshake proves the node reachable again.
+    this.setReachable(true, '');
+  }
+
+  onClosed(_conn: BackendConnection, reason: string, failed: boolean): void {
+    // A connection the network or the node ended: the node is presumed down until a
+    // health check or a new connection says otherwise, so reads go elsewhere at once.
+    if (failed && !this.closing) this.setReachable(false, reason);
+  }
+
+  private setReachable(reachable: boolean, error: string): void {
+    const h = this.health;
+    h.error = error;
+    if (h.reachable === reachable) return;
+    h.reachable = reachable;
+    if (reachable) this.options.logger.info({ node: this.label }, 'backend back');
+    else this.options.logger.warn({ node: this.label, error }, 'backend lost');
+    this.options.onStateChange(this);
+  }
+
+  private open(db: number): BackendConnection {
+    const { config, connectTimeout } = this.options;
+    return new BackendConnection(
+      { host: config.host, port: config.port, db, username: config.username, password: config.password, connectTimeout, label: this.label },
+      this,
+    );
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * The normalized configuration the proxy runs on: what `loadConfig` returns after the
+ * JSON file has been validated by the schema and every default filled in. The core
+ * (listeners, sessions, nodes) reads only this shape, never the raw file.
+ *
+ * Units are in the key names' docs: durations in milliseconds, sizes in bytes.
+ */
+
+/** Where reads go. See docs/architecture.md "Routing rules". */
+export type ReadPolicy = 'replica' | 'prefer-replica' | 'master' | 'any';
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+/** One Redis server behind a listener (the master or a replica). */
+export interface NodeConfig {
+  host: string;
+  port: number;
+  /**
+   * Share of reads relative to the other replicas (round-robin by weight), 0-1000.
+   * Default 1. 0 = never chosen for reads (still health-checked).
+   */
+  weight: number;
+  /**
+   * ACL username the proxy authenticates to this node with (AUTH username password).
+   * Already resolved by loadConfig: a node that sets `username` or `password` keeps its
+   * own pair, one that sets neither gets the listener's backendUsername/backendPassword.
+   * Never set without `password`.
+   */
+  username?: string;
+  /** Password the proxy authenticates to this node with (resolved as `username`). Never logged. */
+  password?: string;
+}
+
+/** A user a client may authenticate to the proxy as (like a Redis ACL user). */
+export interface ClientUser {
+  username: string;
+  password: string;
+}
+
+/** Settings that a listener may set and that `defaults` may set for every listener. */
+export interface ListenerSettings {
+  /** Address to accept clients on. Default "127.0.0.1". */
+  bind: string;
+  /** Default "prefer-replica". */
+  readPolicy: ReadPolicy;
+  /** Password clients must AUTH with (like `requirepass`); unset: no client auth. */
+  password?: string;
+  /** ACL-style users clients may AUTH as (`AUTH user pass`); unset: none. */
+  users?: ClientUser[];
+  /**
+   * Default backend credentials for every node of the listener (a node may override).
+   * Already copied into each NodeConfig by loadConfig; kept here for display only.
+   */
+  backendUsername?: string;
+  backendPassword?: string;
+  /** Multiplexed connections kept per node and database. Default 1. */
+  sharedConnections: number;
+  /** Most dedicated (leased) connections per node, for MULTI/WATCH/blocking/Pub/Sub. Default 100. */
+  maxDedicatedConnections: number;
+  /** ms to establish a backend connection. Default 2000. */
+  connectTimeout: number;
+  /** ms a non-blocking command may wait for its reply before the client gets an error; 0 = never. Default 5000. */
+  commandTimeout: number;
+  /** ms of client inactivity before the proxy closes it (like Redis `timeout`); 0 = never. Default 0. */
+  clientIdleTimeout: number;
+  /** ms between health checks of every node. Default 1000. */
+  healthCheckInterval: number;
+  /** s of replication lag past which a replica leaves the read rotation. Default 10. */
+  maxReplicationLag: number;
+  /** Requests a session may have in flight before the proxy stops reading from it. Default 1024. */
+  maxPipeline: number;
+  /** Bytes of unsent replies past which the proxy stops reading from a client. Default 1 MiB. */
+  clientOutputPause: number;
+  /** Bytes of unsent replies past which the client is disconnected (like Redis client-output-buffer-limit); 0 = never. Default 256 MiB. */
+  clientOutputLimit: number;
+  /**
+   * Commands (lowercase, `config` or `config|set`) refused on this listener. Default [].
+   * Normalized by loadConfig: lowercase, subcommand as `command|subcommand`, no repeats.
+   */
+  denyCommands: string[];
+  /** After a write, a session reads only from replicas that have caught up with it. Default false. */
+  readYourWrites: boolean;
+}
+
+/** One `listen` port: its own master, replicas, pools and settings. */
+export interface ListenerConfig extends ListenerSettings {
+  /** Name used in logs and metrics. Default "listener-<port>". */
+  name: string;
+  /** TCP port to accept clients on. */
+  listen: number;
+  master: NodeConfig;
+  /** The config file's `slave` list. */
+  replicas: NodeConfig[];
+}
+
+export interface ProxyConfig {
+  logLevel: LogLevel;
+  /** ms SIGTERM/SIGINT waits for in-flight replies before closing. Default 5000. */
+  shutdownTimeout: number;
+  listeners: ListenerConfig[];
+}

@@ -1,0 +1,95 @@
+/**
+ * Socket output batched per event-loop turn: everything queued for a socket during one
+ * turn (the poll phase's I/O callbacks) is written with one `write` in the check phase
+ * (`setImmediate`), so many small requests or replies cost one syscall. `process.nextTick`
+ * would not do: it runs after every single I/O callback and so batches nothing across
+ * sockets.
+ */
+import type { Socket } from 'node:net';
+
+/** Anything with queued output that the per-turn flush writes out. */
+export interface Flushable {
+  /** Set by {@link scheduleFlush} while queued; only it may touch this. */
+  flushQueued: boolean;
+  flush(): void;
+}
+
+const queue: Flushable[] = [];
+let scheduled = false;
+
+function flushAll(): void {
+  scheduled = false;
+  // A flush may queue more (rare); the loop picks those up in this same pass.
+  for (let i = 0; i < queue.length; i++) {
+    const f = queue[i]!;
+    f.flushQueued = false;
+    f.flush();
+  }
+  queue.length = 0;
+}
+
+/** Queues `f.flush()` for the end of this event-loop turn (once, however often it is called). */
+export function scheduleFlush(f: Flushable): void {
+  if (f.flushQueued) return;
+  f.flushQueued = true;
+  queue.push(f);
+  if (!scheduled) {
+    scheduled = true;
+    setImmediate(flushAll);
+  }
+}
+
+/** Totals below this are copied into one buffer; above it, written as they are (corked). */
+const COALESCE_BYTES = 256 * 1024;
+
+/**
+ * Output for one socket: `push` buffers (views are fine: they are written, not kept),
+ * one socket write per turn.
+ */
+export class BatchedOutput implements Flushable {
+  flushQueued = false;
+  private chunks: Buffer[] = [];
+  private bytes = 0;
+
+  constructor(private readonly socket: Socket) {}
+
+  /** Bytes queued and not yet handed to the socket. */
+  get queuedBytes(): number {
+    return this.bytes;
+  }
+
+  /** Bytes queued here plus those the socket has not sent yet. */
+  get unsentBytes(): number {
+    return this.bytes + this.socket.writableLength;
+  }
+
+  push(buf: Buffer): void {
+    this.chunks.push(buf);
+    this.bytes += buf.length;
+    scheduleFlush(this);
+  }
+
+  /** Discards what is queued (the socket is going away). */
+  clear(): void {
+    this.chunks = [];
+    this.bytes = 0;
+  }
+
+  flush(): void {
+    const chunks = this.chunks;
+    if (chunks.length === 0) return;
+    const bytes = this.bytes;
+    this.chunks = [];
+    this.bytes = 0;
+    if (this.socket.destroyed) return;
+    if (chunks.length === 1) {
+      this.socket.write(chunks[0]!);
+    } else if (bytes <= COALESCE_BYTES) {
+      this.socket.write(Buffer.concat(chunks, bytes));
+    } else {
+      this.socket.cork();
+      for (const c of chunks) this.socket.write(c);
+      this.socket.uncork();
+    }
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * Where reads go: the listener's read policy applied to the nodes that are healthy now,
+ * round-robin by weight. Writes always go to the master and need no router.
+ * See docs/architecture.md "Routing rules".
+ */
+import type { ReadPolicy } from '../config/types.js';
+import type { Node } from '../backend/node.js';
+
+/**
+ * A replica serves reads when it answered its last health check, is linked to its master,
+ * is not loading, and lags at most `maxLagSeconds` (when the master reports its lag).
+ */
+export function replicaServesReads(node: Node, maxLagSeconds: number): boolean {
+  const h = node.health;
+  return h.reachable && h.linkUp && !h.loading && h.role === 'slave' && node.weight > 0 && (node.lag < 0 || node.lag <= maxLagSeconds);
+}
+
+/**
+ * A smooth weighted round-robin order (weights 1 and 3 give b a b b, not a b b b):
+ * one full cycle, each node appearing `weight / gcd` times.
+ */
+export function weightedRotation(nodes: readonly Node[]): Node[] {
+  const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+  const divisor = nodes.reduce((g, n) => gcd(g, n.weight), 0) || 1;
+  const weights = nodes.map((n) => n.weight / divisor);
+  const total = weights.reduce((a, b) => a + b, 0);
+  const current = weights.map(() => 0);
+  const order: Node[] = [];
+  for (let step = 0; step < total; step++) {
+    let best = 0;
+    for (let i = 0; i < nodes.length; i++) {
+      current[i]! += weights[i]!;
+      if (current[i]! > current[best]!) best = i;
+    }
+    current[best]! -= total;
+    order.push(nodes[best]!);
+  }
+  return order;
+}
+
+export class Router {
+  private rotation: Node[] = [];
+  private next = 0;
+
+  /**
+   * @param master the listener's master
+   * @param replicas its replicas (the config's `slave` list)
+   * @param policy the listener's `readPolicy`
+   * @param maxLagSeconds the listener's `maxReplicationLag`
+   */
+  constructor(
+    readonly master: Node,
+    readonly replicas: readonly Node[],
+    readonly policy: ReadPolicy,
+    private readonly maxLagSeconds: number,
+  ) {
+    this.rebuild();
+  }
+
+  /** Replicas in the read rotation now. */
+  get healthyReplicas(): Node[] {
+    return this.replicas.filter((r) => replicaServesReads(r, this.maxLagSeconds));
+  }
+
+  /** Recomputes the rotation from the nodes' health; call after any health change. */
+  rebuild(): void {
+    const serving = this.policy === 'master' ? [] : this.healthyReplicas;
+    if (this.policy === 'any' && this.master.reachable && this.master.weight > 0) serving.push(this.master);
+    this.rotation = serving.length > 0 ? weightedRotation(serving) : [];
+    this.next = 0;
+  }
+
+  /**
+   * The node for the next read, or null when the policy allows none (`replica` with no
+   * healthy replica). `avoid` (a node that just failed) is skipped when another will do.
+   */
+  readNode(avoid: Node | null = null): Node | null {
+    const rotation = this.rotation;
+    const n = rotation.length;
+    if (n > 0) {
+      let node = rotation[this.next]!;
+      if (++this.next >= n) this.next = 0;
+      if (node === avoid) {
+        for (let i = 0; i < n && node === avoid; i++) {
+          node = rotation[this.next]!;
+          if (++this.next >= n) this.next = 0;
+        }
+      }
+      if (node !== avoid) return node;
+    }
+    return this.policy === 'replica' ? null : this.master;
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * A listener: one `listen` entry of the config. Accepts sessions on its port, owns its
+ * master and replica nodes, their health checks and its router. Independent of the other
+ * listeners (its own pools, health, sessions).
+ */
+import net from 'node:net';
+import type { Logger } from 'pino';
+import { learnCommands, lookupCommand } from '../commands/index.js';
+import type { ListenerConfig } from '../config/types.js';
+import { Node } from '../backend/node.js';
+import { coarseNow } from '../io/clock.js';
+import { Router } from '../routing/router.js';
+import { Session, type SessionContext } from '../session/session.js';
+
+export class Listener implements SessionContext {
+  readonly master: Node;
+  readonly replicas: Node[];
+  readonly router: Router;
+  readonly sessions = new Set<Session>();
+  readonly logger: Logger;
+  databases = 16;
+  /** The port actually listened on. */
+  port = 0;
+  private readonly server: net.Server;
+  private healthTimer: NodeJS.Timeout | null = null;
+  private checking = false;
+  private closedWaiters: Array<() => void> = [];
+
+  constructor(
+    readonly config: ListenerConfig,
+    logger: Logger,
+  ) {
+    this.logger = logger.child({ listener: config.name });
+    const node = (role: 'master' | 'replica', nodeConfig: ListenerConfig['master']): Node =>
+      new Node({
+        role,
+        config: {
+          ...nodeConfig,
+          username: nodeConfig.username ?? config.backendUsername,
+          password: nodeConfig.password ?? config.backendPassword,
+        },
+        sharedConnections: config.sharedConnections,
+        maxDedicated: config.maxDedicatedConnections,
+        connectTimeout: config.connectTimeout,
+        logger: this.logger,
+        onStateChange: () => this.router.rebuild(),
+      });
+    this.master = node('master', config.master);
+    this.replicas = config.replicas.map((r) => node('replica', r));
+    this.router = new Router(this.master, this.replicas, config.readPolicy, config.maxReplicationLag);
+    this.server = net.createServer((socket) => this.accept(socket));
+  }
+
+  /**
+   * Checks every node once, learns what it needs from the master (databases, module
+   * commands), then listens.
+   * @throws Error when the port cannot be listened on (in use, not permitted).
+   */
+  async start(): Promise<void> {
+    await this.checkHealth();
+    await this.learnFromMaster();
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.config.listen, this.config.bind, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    this.server.on('error', (err) => this.logger.error({ err }, 'listener error'));
+    this.port = (this.server.address() as net.AddressInfo).port;
+    this.healthTimer = setInterval(() => void this.checkHealth(), this.config.healthCheckInterval);
+    this.healthTimer.unref();
+    this.logger.info(
+      {
+        bind: this.config.bind,
+        port: this.port,
+        master: this.master.label,
+        replicas: this.replicas.map((r) => r.label),
+        readPolicy: this.config.readPolicy,
+      },
+      'listener up',
+    );
+  }
+
+  /**
+   * Stops accepting, lets sessions receive the replies they are owed (up to `timeoutMs`),
+   * then closes every session and backend connection.
+   */
+  async close(timeoutMs: number): Promise<void> {
+    if (this.healthTimer !== null) clearInterval(this.healthTimer);
+    this.healthTimer = null;
+    const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const s of this.sessions) s.closeAfterReplies();
+    if (this.sessions.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        this.closedWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    for (const s of this.sessions) s.close('proxy shutting down');
+    await serverClosed;
+    await Promise.all([this.master, ...this.replicas].map((n) => n.close()));
+  }
+
+  onSessionClosed(session: Session): void {
+    this.sessions.delete(session);
+    if (this.sessions.size === 0) for (const w of this.closedWaiters.splice(0)) w();
+  }
+
+  private accept(socket: net.Socket): void {
+    const session = new Session(socket, this);
+    this.sessions.add(session);
+  }
+
+  /**
+   * One health round: the master (its INFO also gives each replica's lag), then the
+   * replicas; then the read rotation is rebuilt. Also fails commands that waited past the
+   * command timeout.
+   */
+  private async checkHealth(): Promise<void> {
+    if (this.checking) return;
+    this.checking = true;
+    try {
+      const masterInfo = await this.master.checkHealth();
+      const lags = new Map<string, number>();
+      for (const [key, value] of masterInfo ?? []) {
+        if (!/^slave\d+$/.test(key)) continue;
+        const fields = new Map(value.split(',').map((kv) => kv.split('=') as [string, string]));
+        lags.set(`${fields.get('ip')}:${fields.get('port')}`, Number(fields.get('lag') ?? -1));
+      }
+      await Promise.all(
+        this.replicas.map(async (r) => {
+          r.lag = lags.get(`${r.host}:${r.port}`) ?? -1;
+          await r.checkHealth();
+        }),
+      );
+      this.router.rebuild();
+      this.expireCommands();
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  private expireCommands(): void {
+    const timeout = this.config.commandTimeout;
+    if (timeout <= 0) return;
+    const now = coarseNow();
+    for (const node of [this.master, ...this.replicas]) node.expireShared(now, timeout);
+  }
+
+  private async learnFromMaster(): Promise<void> {
+    try {
+      const reply = (await this.master.call('CONFIG', 'GET', 'databases')) as string[];
+      if (Array.isArray(reply) && reply.length === 2) this.databases = Number(reply[1]) || 16;
+    } catch {
+      // CONFIG may be renamed or denied by ACL: Redis's default of 16 is assumed.
+    }
+    try {
+      const modules = (await this.master.call('MODULE', 'LIST')) as unknown[];
+      if (Array.isArray(modules) && modules.length > 0) {
+        const names = (await this.master.call('COMMAND', 'LIST')) as string[];
+        const unknown = names.filter((n) => lookupCommand(n) === undefined);
+        if (unknown.length > 0) {
+          const learned = learnCommands(await this.master.call('COMMAND', 'INFO', ...unknown));
+          this.logger.info({ learned }, 'learned module commands from the master');
+        }
+      }
+    } catch {
+      // No module support or not reachable now: the static table is used.
+    }
+  }
+}

@@ -1,0 +1,200 @@
+/**
+ * Commands the proxy answers itself, per session, in Redis's own reply formats and error
+ * texts: they concern the client connection (which the proxy owns), not the data.
+ * Sources: https://redis.io/docs/latest/commands/ (each command's page).
+ */
+import { lookupCommand, resolveSubcommand, type CommandInfo } from '../commands/index.js';
+import type { RequestView } from '../protocol/request-parser.js';
+import { encodeBulk, encodeInteger, encodeValue, NULL_BULK, OK, PONG, encodeSimple } from '../protocol/resp.js';
+import type { Session } from './session.js';
+
+export type LocalCommand = (session: Session, req: RequestView) => void;
+
+function wrongArgs(session: Session, name: string): void {
+  session.replyError(`ERR wrong number of arguments for '${name}' command`);
+}
+
+const WRONGPASS = 'WRONGPASS invalid username-password pair or user is disabled.';
+
+/** Checks credentials against the listener's `password` / `users`; true when they match. */
+function checkCredentials(session: Session, username: string, password: string): boolean {
+  const { password: required, users } = session.ctx.config;
+  if (username === 'default') return required === undefined ? (users ?? []).length === 0 : password === required;
+  return (users ?? []).some((u) => u.username === username && u.password === password);
+}
+
+function authenticate(session: Session, username: string, password: string): boolean {
+  if (!checkCredentials(session, username, password)) return false;
+  session.authenticated = true;
+  session.user = username;
+  return true;
+}
+
+const ping: LocalCommand = (s, req) => {
+  if (req.argc > 2) return wrongArgs(s, 'ping');
+  s.reply(req.argc === 2 ? encodeBulk(req.arg(1)) : PONG);
+};
+
+const echo: LocalCommand = (s, req) => {
+  if (req.argc !== 2) return wrongArgs(s, 'echo');
+  s.reply(encodeBulk(req.arg(1)));
+};
+
+const quit: LocalCommand = (s) => {
+  s.reply(OK);
+  s.closeAfterReplies();
+};
+
+const select: LocalCommand = (s, req) => {
+  if (req.argc !== 2) return wrongArgs(s, 'select');
+  const text = req.argString(1);
+  const db = /^-?\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(db)) return s.replyError('ERR value is not an integer or out of range');
+  if (db < 0 || db >= s.ctx.databases) return s.replyError('ERR DB index is out of range');
+  s.selectDb(db);
+  s.reply(OK);
+};
+
+const auth: LocalCommand = (s, req) => {
+  if (req.argc < 2) return wrongArgs(s, 'auth');
+  if (req.argc > 3) return s.replyError('ERR syntax error');
+  if (req.argc === 2 && s.ctx.config.password === undefined) {
+    return s.replyError(
+      'ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?',
+    );
+  }
+  const username = req.argc === 3 ? req.argString(1) : 'default';
+  const pass = req.argString(req.argc - 1);
+  if (authenticate(s, username, pass)) s.reply(OK);
+  else s.replyError(WRONGPASS);
+};
+
+const hello: LocalCommand = (s, req) => {
+  let i = 1;
+  if (req.argc >= 2) {
+    const text = req.argString(1);
+    const proto = /^-?\d+$/.test(text) ? Number(text) : NaN;
+    if (!Number.isSafeInteger(proto)) return s.replyError('ERR Protocol version is not an integer or out of range');
+    if (proto < 2 || proto > 3) return s.replyError('NOPROTO unsupported protocol version');
+    if (proto === 3) return s.replyError('NOPROTO unsupported protocol version');
+    i = 2;
+  }
+  let setName: string | null = null;
+  for (; i < req.argc; i++) {
+    const more = req.argc - i - 1;
+    if (req.argIs(i, 'auth') && more >= 2) {
+      if (!authenticate(s, req.argString(i + 1), req.argString(i + 2))) return s.replyError(WRONGPASS);
+      i += 2;
+    } else if (req.argIs(i, 'setname') && more >= 1) {
+      setName = req.argString(i + 1);
+      i += 1;
+    } else {
+      return s.replyError(`ERR Syntax error in HELLO option '${req.argString(i)}'`);
+    }
+  }
+  if (!s.authenticated) {
+    return s.replyError(
+      'NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time',
+    );
+  }
+  if (setName !== null) {
+    if (!validClientName(setName)) return s.replyError('ERR Client names cannot contain spaces, newlines or special characters.');
+    s.name = setName;
+  }
+  s.reply(
+    encodeValue([
+      'server', 'redis',
+      'version', s.ctx.master.serverVersion,
+      'proto', 2,
+      'id', s.id,
+      'mode', 'standalone',
+      'role', 'master',
+      'modules', [],
+    ]),
+  );
+};
+
+function validClientName(name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c < 33 || c > 126) return false;
+  }
+  return true;
+}
+
+const clientSetname: LocalCommand = (s, req) => {
+  if (req.argc !== 3) return wrongArgs(s, 'client|setname');
+  const name = req.argString(2);
+  if (!validClientName(name)) return s.replyError('ERR Client names cannot contain spaces, newlines or special characters.');
+  s.name = name;
+  s.reply(OK);
+};
+
+const clientGetname: LocalCommand = (s, req) => {
+  if (req.argc !== 2) return wrongArgs(s, 'client|getname');
+  s.reply(s.name === '' ? NULL_BULK : encodeBulk(s.name));
+};
+
+const clientId: LocalCommand = (s, req) => {
+  if (req.argc !== 2) return wrongArgs(s, 'client|id');
+  s.reply(encodeInteger(s.id));
+};
+
+const clientSetinfo: LocalCommand = (s, req) => {
+  if (req.argc !== 4) return wrongArgs(s, 'client|setinfo');
+  const value = req.argString(3);
+  if (req.argIs(2, 'lib-name')) {
+    if (!validClientName(value)) return s.replyError('ERR lib-name cannot contain spaces, newlines or special characters.');
+    s.libName = value;
+  } else if (req.argIs(2, 'lib-ver')) {
+    if (!validClientName(value)) return s.replyError('ERR lib-ver cannot contain spaces, newlines or special characters.');
+    s.libVersion = value;
+  } else {
+    return s.replyError(`ERR Unrecognized option '${req.argString(2)}'`);
+  }
+  s.reply(OK);
+};
+
+/** CLIENT subcommands newer than the command table (SETINFO is Redis 7.2). */
+const clientWithoutTableEntry: LocalCommand = (s, req) => {
+  if (req.argc < 2) return wrongArgs(s, 'client');
+  if (req.argIs(1, 'setinfo')) return clientSetinfo(s, req);
+  s.replyError(`ERR unknown subcommand '${req.argString(1).slice(0, 128)}'. Try CLIENT HELP.`);
+};
+
+const reset: LocalCommand = (s) => {
+  s.reset();
+  s.reply(encodeSimple('RESET'));
+};
+
+function command(name: string): CommandInfo {
+  const [top, sub] = name.split('|');
+  const info = lookupCommand(top!);
+  if (info === undefined) throw new Error(`command table lacks ${name}`);
+  return sub === undefined ? info : resolveSubcommand(info, sub);
+}
+
+/**
+ * Locally answered commands, keyed by command table entry (an object-keyed Map lookup on
+ * the hot path). CLIENT SETINFO (Redis 7.2) is answered even when the table, generated
+ * from 7.0, lacks it: subcommands the table does not know resolve to the CLIENT entry.
+ */
+export const LOCAL_COMMANDS: ReadonlyMap<CommandInfo, LocalCommand> = (() => {
+  const map = new Map<CommandInfo, LocalCommand>([
+    [command('ping'), ping],
+    [command('echo'), echo],
+    [command('quit'), quit],
+    [command('select'), select],
+    [command('auth'), auth],
+    [command('hello'), hello],
+    [command('reset'), reset],
+    [command('client|setname'), clientSetname],
+    [command('client|getname'), clientGetname],
+    [command('client|id'), clientId],
+  ]);
+  const client = command('client');
+  const setinfo = command('client|setinfo');
+  if (setinfo !== client) map.set(setinfo, clientSetinfo);
+  else map.set(client, clientWithoutTableEntry);
+  return map;
+})();
