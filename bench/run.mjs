@@ -19,7 +19,7 @@ import { execFileSync } from 'node:child_process';
 import { command, parseInfo, idleClient } from './lib/resp.mjs';
 import {
   start, stop, stopAll, killAllSync, freePort, waitUntil, sleep, run, versionOf,
-  clockTicks, processTree, cpuTicks, rssBytes, rssSampler,
+  clockTicks, processTree, cpuTicks, rssBytes, rssSampler, machineBusyTicks, harnessTicks,
 } from './lib/procs.mjs';
 import { summarise, verdict, table, markdown, fmtInt } from './lib/report.mjs';
 
@@ -267,9 +267,18 @@ function machine() {
   };
 }
 
+/** Other load on the machine skews everything; the report records it. */
+function loadAverage() {
+  return os.loadavg().map((x) => x.toFixed(2)).join(' ');
+}
+
 async function main() {
   const opts = options();
   const startedAt = new Date();
+  const loadAtStart = loadAverage();
+  const busyAtStart = machineBusyTicks();
+  const oursAtStart = harnessTicks();
+  let otherCpu = null;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'redis-proxy-bench-'));
   const notes = [];
   const runs = [];
@@ -386,6 +395,10 @@ async function main() {
     // The logs live in tmp; keep the proxy's warnings if it wrote any.
     const proxyLog = tail(path.join(tmp, 'redis-proxy.log'), 10);
     if (proxyLog && env.targets['redis-proxy']?.port) notes.push(`redis-proxy wrote to its log (last lines):\n\n  \`\`\`\n${proxyLog.replace(/^/gm, '  ')}\n  \`\`\``);
+    // Measured before stopping, while the live children's CPU can still be read.
+    const seconds = (Date.now() - startedAt.getTime()) / 1000;
+    const other = (machineBusyTicks() - busyAtStart) - (harnessTicks() - oursAtStart);
+    otherCpu = Math.max(0, other / CLK_TCK / seconds / os.availableParallelism() * 100);
     log('stopping everything');
     await cleanup();
   }
@@ -409,6 +422,7 @@ async function main() {
   }
   if (opts.proxyBin) notes.push(`redis-proxy was started from ${opts.proxyBin}, not bin/redis-proxy.`);
   notes.push(
+    `Other processes (not started by the harness) used ${otherCpu?.toFixed(1) ?? '?'}% of the machine's CPU during the run (from /proc/stat minus the harness's own processes). The higher, the noisier the numbers.`,
     `Everything shares ${os.availableParallelism()} cores: redis-benchmark (one thread, often the bottleneck at -P 1), the master, the replica (which also applies every replicated SET) and the proxy under test. Absolute numbers are therefore low and noisy; compare targets within one run, not across machines.`,
     'direct and twemproxy send GETs to the master; redis-proxy sends them to the replica (its read/write split), see "Where the GETs were executed". SETs go to the master everywhere.',
     `CPU comes from /proc/PID/stat utime+stime in clock ticks (CLK_TCK ${CLK_TCK}, so ${(1e6 / CLK_TCK / 1000).toFixed(0)} ms resolution), read before and after each redis-benchmark run, divided by its requests; it includes accepting the ${opts.clients} benchmark connections.`,
@@ -417,7 +431,7 @@ async function main() {
   const report = {
     startedAt: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
-    machine: machine(),
+    machine: { ...machine(), 'load average at start (1/5/15 min)': loadAtStart, 'other processes\' CPU during the run': `${otherCpu?.toFixed(1) ?? '?'}% of all cores` },
     settings: {
       rounds: opts.rounds,
       'requests per run': `${opts.requests[1]} at -P 1, ${opts.requests[16]} at -P 16`,

@@ -121,7 +121,10 @@ export function clockTicks() {
 function parseStat(text) {
   // "pid (comm) state ppid ..." — comm may contain spaces and parens; split after the last ')'.
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { ppid: Number(rest[1]), utime: Number(rest[11]), stime: Number(rest[12]) };
+  return {
+    ppid: Number(rest[1]), utime: Number(rest[11]), stime: Number(rest[12]),
+    cutime: Number(rest[13]), cstime: Number(rest[14]), // reaped children's time
+  };
 }
 
 /** pid and every descendant (a proxy that forks workers is measured whole). */
@@ -173,4 +176,30 @@ export function rssSampler(pids, intervalMs = 100) {
   return {
     async stop() { clearInterval(timer); await tick(); return max; },
   };
+}
+
+/** Busy clock ticks of the whole machine (all CPUs), from /proc/stat. */
+export function machineBusyTicks() {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal ...; busy = all but idle and iowait
+  return f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] || 0);
+}
+
+/**
+ * CPU ticks spent by the harness and everything it started: itself, its reaped
+ * children (every redis-benchmark run), and its live children with their own reaped
+ * children. Compared with machineBusyTicks it tells how much else ran meanwhile.
+ */
+export function harnessTicks() {
+  const me = parseStat(fs.readFileSync('/proc/self/stat', 'utf8'));
+  let total = me.utime + me.stime + me.cutime + me.cstime;
+  for (const c of children) {
+    for (const pid of processTree(c.proc.pid)) {
+      try {
+        const s = parseStat(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+        total += s.utime + s.stime + s.cutime + s.cstime;
+      } catch { /* exited */ }
+    }
+  }
+  return total;
 }
