@@ -1,0 +1,23 @@
+/**
+ * The config module: load and validate the JSON config file into a ProxyConfig.
+ * See load.ts for the layering of defaults, errors.ts for the problem-message style.
+ */
+export type {
+  ClientUser,
+  ListenerConfig,
+  ListenerSettings,
+  LogLevel,
+  NodeConfig,
+  ProxyConfig,
+  ReadPolicy,
+} from './types.js';
+export { loadConfig, normalizeConfig, normalizeDenyCommands } from './load.js';
+export { ConfigError } from './errors.js';
+export {
+  BUILTIN_SETTINGS,
+  DEFAULT_LOG_LEVEL,
+  DEFAULT_SHUTDOWN_TIMEOUT,
+  DEFAULT_WEIGHT,
+  defaultListenerName,
+} from './defaults.js';
+export { LOG_LEVELS, READ_POLICIES } from './schema.js';

@@ -1,0 +1,416 @@
+/**
+ * Reading, validating and normalizing the config file into a ProxyConfig.
+ *
+ * Layering of listener settings, highest first: the listener's own key > the file's
+ * `defaults` object (object form) > BUILTIN_SETTINGS. A listener's `denyCommands` or
+ * `users` replaces the one from `defaults` (lists are not merged).
+ *
+ * Node credentials: a node that sets `username` or `password` uses its own pair; a node
+ * that sets neither gets the listener's `backendUsername` / `backendPassword`. The
+ * normalized NodeConfig carries the result, so the core reads only the node.
+ */
+import { readFileSync } from 'node:fs';
+import {
+  BUILTIN_SETTINGS,
+  DEFAULT_LOG_LEVEL,
+  DEFAULT_SHUTDOWN_TIMEOUT,
+  DEFAULT_WEIGHT,
+  defaultListenerName,
+  type RequiredSettings,
+} from './defaults.js';
+import {
+  ConfigError,
+  formatPath,
+  isRecord,
+  sortProblems,
+  translateAjvErrors,
+  type Problem,
+} from './errors.js';
+import { settingsProperties, validators } from './schema.js';
+import type {
+  ClientUser,
+  ListenerConfig,
+  ListenerSettings,
+  LogLevel,
+  NodeConfig,
+  ProxyConfig,
+  ReadPolicy,
+} from './types.js';
+
+/**
+ * Reads the JSON config file at `path` and returns it validated and normalized.
+ * Synchronous (it runs once at start-up).
+ *
+ * @throws ConfigError when the file cannot be read, is not valid JSON (the problem gives
+ *   line, column and position), or does not follow the schema; `problems` lists every
+ *   problem found and `file` is `path`.
+ */
+export function loadConfig(path: string): ProxyConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`cannot read the file: ${describeFsError(err)}`], path);
+  }
+  const raw = parseJson(text, path);
+  try {
+    return normalizeConfig(raw);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ConfigError(err.problems, path);
+    throw err;
+  }
+}
+
+/**
+ * Validates an already parsed config (either form) and returns the normalized config
+ * with every default filled in. Does not modify `raw`.
+ *
+ * @throws ConfigError listing every problem found, in file order.
+ */
+export function normalizeConfig(raw: unknown): ProxyConfig {
+  // ajv fills in defaults where it validates: give it a copy, keep the caller's value.
+  const data: unknown = raw === undefined ? undefined : structuredClone(raw);
+  const problems = validate(data);
+  if (problems.length > 0) {
+    throw new ConfigError(sortProblems(data, problems).map((p) => p.message));
+  }
+  return build(data as RawFile | RawListener[]);
+}
+
+// ---------------------------------------------------------------- validation
+
+interface RawNode {
+  host: string;
+  port: number;
+  weight?: number;
+  username?: string;
+  password?: string;
+}
+
+type RawSettings = Partial<ListenerSettings>;
+
+interface RawListener extends RawSettings {
+  listen: number;
+  name?: string;
+  master: RawNode;
+  slave?: RawNode[];
+}
+
+interface RawFile {
+  logLevel?: LogLevel;
+  shutdownTimeout?: number;
+  defaults?: RawSettings;
+  listeners: RawListener[];
+}
+
+function validate(data: unknown): Problem[] {
+  if (Array.isArray(data)) {
+    const check = validators().arrayForm;
+    if (!check(data)) return translateAjvErrors(data, check.errors ?? []);
+    return semanticProblems(data, [], data, undefined);
+  }
+  if (isRecord(data)) {
+    if (!('listeners' in data) && ('listen' in data || 'master' in data)) {
+      return [
+        {
+          segments: [],
+          message:
+            '(top level): looks like a single listener; put it in an array ([ {"listen": ...} ]) ' +
+            'or under "listeners" ({"listeners": [ {"listen": ...} ]})',
+        },
+      ];
+    }
+    const check = validators().objectForm;
+    if (!check(data)) return translateAjvErrors(data, check.errors ?? []);
+    const file = data as unknown as RawFile;
+    return semanticProblems(data, ['listeners'], file.listeners, file.defaults);
+  }
+  return [
+    {
+      segments: [],
+      message:
+        '(top level): must be an array of listeners ([ {"listen": 6380, "master": {...}, "slave": [...]} ]) ' +
+        `or an object with a "listeners" array, got ${describeTop(data)}`,
+    },
+  ];
+}
+
+function describeTop(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (typeof value === 'string') return 'a string';
+  return String(value);
+}
+
+/**
+ * Checks the schema cannot express, on data that passed the schema: unique ports and
+ * names, unique usernames, usable credentials, output limits, nodes listed twice, and
+ * nodes that are the proxy itself.
+ */
+function semanticProblems(
+  root: unknown,
+  base: string[],
+  listeners: RawListener[],
+  defaults: RawSettings | undefined,
+): Problem[] {
+  const problems: Problem[] = [];
+  const seen = new Set<string>();
+  const add = (segments: string[], message: string): void => {
+    const line = `${formatPath(root, segments)}: ${message}`;
+    if (seen.has(line)) return; // a mistake in `defaults` shows once, not once per listener
+    seen.add(line);
+    problems.push({ segments, message: line });
+  };
+  const at = (...rest: (string | number)[]): string[] => [...base, ...rest.map(String)];
+
+  if (defaults !== undefined) {
+    checkUsers(defaults.users, ['defaults'], root, add);
+    checkBackendPair(defaults, undefined, ['defaults'], add);
+  }
+
+  const portOwner = new Map<number, number>();
+  const nameOwner = new Map<string, number>();
+  const portTaken = new Set<number>(); // indices of listeners whose port is a repeat
+  listeners.forEach((l, i) => {
+    const prevPort = portOwner.get(l.listen);
+    if (prevPort !== undefined) {
+      portTaken.add(i);
+      add(
+        at(i, 'listen'),
+        `port ${l.listen} is already used by ${formatPath(root, at(prevPort, 'listen'))}; every listener needs its own port`,
+      );
+    } else {
+      portOwner.set(l.listen, i);
+    }
+  });
+  listeners.forEach((l, i) => {
+    const name = l.name ?? defaultListenerName(l.listen);
+    const prevName = nameOwner.get(name);
+    if (prevName !== undefined && !(l.name === undefined && portTaken.has(i))) {
+      const where = l.name === undefined ? at(i, 'listen') : at(i, 'name');
+      add(
+        where,
+        `listener name "${name}" is already used by ${formatPath(root, at(prevName))}; names must be unique (set "name")`,
+      );
+    } else {
+      nameOwner.set(name, i);
+    }
+
+    checkUsers(l.users, at(i), root, add);
+    checkBackendPair(l, defaults, at(i), add);
+
+    const pause = l.clientOutputPause ?? defaults?.clientOutputPause ?? BUILTIN_SETTINGS.clientOutputPause;
+    const limit = l.clientOutputLimit ?? defaults?.clientOutputLimit ?? BUILTIN_SETTINGS.clientOutputLimit;
+    if (limit !== 0 && limit < pause) {
+      if (l.clientOutputLimit !== undefined || l.clientOutputPause === undefined) {
+        const where = l.clientOutputLimit !== undefined ? at(i, 'clientOutputLimit') : ['defaults', 'clientOutputLimit'];
+        add(where, `must be 0 or at least clientOutputPause (${pause}), got ${limit}`);
+      } else {
+        add(at(i, 'clientOutputPause'), `must be at most clientOutputLimit (${limit}), got ${pause}`);
+      }
+    }
+
+    const nodes: { segments: string[]; node: RawNode }[] = [{ segments: at(i, 'master'), node: l.master }];
+    (l.slave ?? []).forEach((node, j) => nodes.push({ segments: at(i, 'slave', j), node }));
+    const seenNode = new Map<string, string[]>();
+    for (const { segments, node } of nodes) {
+      const id = `${node.host.toLowerCase()}:${node.port}`;
+      const prev = seenNode.get(id);
+      if (prev !== undefined) {
+        add(segments, `${node.host}:${node.port} is already listed as ${formatPath(root, prev)}; list each node once`);
+      } else {
+        seenNode.set(id, segments);
+      }
+      if (node.username !== undefined && node.password === undefined) {
+        add([...segments, 'username'], 'is set without "password"; AUTH needs both (add "password" to this node)');
+      }
+      const owner = portOwner.get(node.port);
+      if (owner !== undefined && isProxyAddress(node.host, listeners[owner]!, defaults)) {
+        add(
+          [...segments, 'port'],
+          `${node.host}:${node.port} is the proxy's own ${formatPath(root, at(owner, 'listen'))}; a node must be a Redis server`,
+        );
+      }
+    }
+  });
+  return problems;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
+const WILDCARD = new Set(['0.0.0.0', '::']);
+
+/** Whether connecting to `host` at the listener's port would reach the proxy itself. */
+function isProxyAddress(host: string, listener: RawListener, defaults: RawSettings | undefined): boolean {
+  const bind = (listener.bind ?? defaults?.bind ?? BUILTIN_SETTINGS.bind).toLowerCase();
+  const h = host.toLowerCase();
+  if (h === bind) return true;
+  return (LOOPBACK.has(h) || WILDCARD.has(h)) && (LOOPBACK.has(bind) || WILDCARD.has(bind));
+}
+
+function checkUsers(
+  users: ClientUser[] | undefined,
+  segments: string[],
+  root: unknown,
+  add: (segments: string[], message: string) => void,
+): void {
+  const first = new Map<string, number>();
+  (users ?? []).forEach((u, k) => {
+    const prev = first.get(u.username);
+    if (prev !== undefined) {
+      add(
+        [...segments, 'users', String(k), 'username'],
+        `"${u.username}" is already listed at ${formatPath(root, [...segments, 'users', String(prev)])}; usernames must be unique`,
+      );
+    } else {
+      first.set(u.username, k);
+    }
+  });
+}
+
+function checkBackendPair(
+  own: RawSettings,
+  defaults: RawSettings | undefined,
+  segments: string[],
+  add: (segments: string[], message: string) => void,
+): void {
+  if (own.backendUsername === undefined) return;
+  const password = own.backendPassword ?? defaults?.backendPassword;
+  if (password === undefined) {
+    add([...segments, 'backendUsername'], 'is set without "backendPassword"; AUTH needs both');
+  }
+}
+
+// ---------------------------------------------------------------- normalization
+
+const SETTINGS_KEYS = Object.keys(settingsProperties) as (keyof ListenerSettings)[];
+
+function build(data: RawFile | RawListener[]): ProxyConfig {
+  const file: RawFile = Array.isArray(data) ? { listeners: data } : data;
+  const defaults = file.defaults ?? {};
+  return {
+    logLevel: file.logLevel ?? DEFAULT_LOG_LEVEL,
+    shutdownTimeout: file.shutdownTimeout ?? DEFAULT_SHUTDOWN_TIMEOUT,
+    listeners: file.listeners.map((l) => buildListener(l, defaults)),
+  };
+}
+
+function buildListener(l: RawListener, defaults: RawSettings): ListenerConfig {
+  const s: Record<string, unknown> = { ...BUILTIN_SETTINGS };
+  for (const key of SETTINGS_KEYS) {
+    const value = l[key] ?? defaults[key];
+    if (value !== undefined) s[key] = value;
+  }
+  const settings = s as unknown as RequiredSettings & ListenerSettings;
+  const backend = { username: settings.backendUsername, password: settings.backendPassword };
+
+  const out: ListenerConfig = {
+    name: l.name ?? defaultListenerName(l.listen),
+    listen: l.listen,
+    bind: settings.bind,
+    master: buildNode(l.master, backend),
+    replicas: (l.slave ?? []).map((n) => buildNode(n, backend)),
+    readPolicy: settings.readPolicy as ReadPolicy,
+    sharedConnections: settings.sharedConnections,
+    maxDedicatedConnections: settings.maxDedicatedConnections,
+    connectTimeout: settings.connectTimeout,
+    commandTimeout: settings.commandTimeout,
+    clientIdleTimeout: settings.clientIdleTimeout,
+    healthCheckInterval: settings.healthCheckInterval,
+    maxReplicationLag: settings.maxReplicationLag,
+    maxPipeline: settings.maxPipeline,
+    clientOutputPause: settings.clientOutputPause,
+    clientOutputLimit: settings.clientOutputLimit,
+    denyCommands: normalizeDenyCommands(settings.denyCommands),
+    readYourWrites: settings.readYourWrites,
+  };
+  if (settings.password !== undefined) out.password = settings.password;
+  if (settings.users !== undefined) out.users = settings.users.map((u) => ({ username: u.username, password: u.password }));
+  if (settings.backendUsername !== undefined) out.backendUsername = settings.backendUsername;
+  if (settings.backendPassword !== undefined) out.backendPassword = settings.backendPassword;
+  return out;
+}
+
+function buildNode(n: RawNode, backend: { username?: string | undefined; password?: string | undefined }): NodeConfig {
+  const node: NodeConfig = { host: n.host, port: n.port, weight: n.weight ?? DEFAULT_WEIGHT };
+  const own = n.username !== undefined || n.password !== undefined;
+  const username = own ? n.username : backend.username;
+  const password = own ? n.password : backend.password;
+  if (username !== undefined) node.username = username;
+  if (password !== undefined) node.password = password;
+  return node;
+}
+
+/**
+ * Lowercases deny-list entries and writes a subcommand as `command|subcommand`
+ * (`"CONFIG SET"`, `"config|set"` and `" config  set "` all become `"config|set"`),
+ * dropping repeats.
+ */
+export function normalizeDenyCommands(entries: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const entry of entries) {
+    const name = entry.trim().toLowerCase().split(/\s*\|\s*|\s+/).join('|');
+    if (!out.includes(name)) out.push(name);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- file reading
+
+function describeFsError(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  switch (code) {
+    case 'ENOENT':
+      return 'no such file (ENOENT)';
+    case 'EACCES':
+    case 'EPERM':
+      return `permission denied (${code})`;
+    case 'EISDIR':
+      return 'it is a directory, not a file (EISDIR)';
+    default:
+      return err instanceof Error ? err.message : String(err);
+  }
+}
+
+/** JSON.parse with a ConfigError giving line, column and position of a syntax error. */
+function parseJson(text: string, path: string): unknown {
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  if (body.trim() === '') throw new ConfigError(['invalid JSON: the file is empty'], path);
+  try {
+    return JSON.parse(body);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    const m = /at position (\d+)/.exec(message);
+    const position = m ? Number(m[1]) : body.length;
+    let reason = message
+      .replace(/\s*\(line \d+ column \d+\)/, '')
+      .replace(/ in JSON at position \d+/, '')
+      .replace(/^Unexpected end of JSON input$/, 'unexpected end of the file');
+    reason += jsonHint(body, position);
+    const { line, column } = lineColumn(body, position);
+    throw new ConfigError([`invalid JSON at line ${line}, column ${column} (position ${position}): ${reason}`], path);
+  }
+}
+
+function jsonHint(text: string, position: number): string {
+  if (position >= text.trimEnd().length) return ' (the file ends before the JSON is complete: is a bracket not closed?)';
+  const ch = text[position];
+  if (ch === '/' || ch === '#') return ' (JSON allows no comments)';
+  if (ch === '}' || ch === ']') {
+    const before = text.slice(0, position).trimEnd();
+    if (before.endsWith(',')) return ` (JSON allows no trailing comma before "${ch}")`;
+  }
+  if (ch === "'") return ' (JSON strings take double quotes)';
+  return '';
+}
+
+/** 1-based line and column of a 0-based character position. */
+function lineColumn(text: string, position: number): { line: number; column: number } {
+  let line = 1;
+  let start = 0;
+  for (let i = 0; i < position && i < text.length; i++) {
+    if (text[i] === '\n') {
+      line++;
+      start = i + 1;
+    }
+  }
+  return { line, column: position - start + 1 };
+}

@@ -1,0 +1,201 @@
+/**
+ * JSON schema (draft-07, checked by ajv 8 in strict mode) of the config file.
+ *
+ * The file takes one of two forms, told apart by `Array.isArray` before validation
+ * (so errors never come from a failed oneOf branch):
+ *
+ *  (a) the established format, an array of listeners:
+ *        [ { "listen": 6380, "master": {"host": "10.0.0.1", "port": 6379}, "slave": [...] } ]
+ *  (b) an object with global settings, listener defaults and the same listeners:
+ *        { "logLevel": "info", "shutdownTimeout": 5000, "defaults": {...}, "listeners": [...] }
+ *
+ * Every schema node carries a non-standard `expected` annotation: a phrase completing
+ * "must be ...", used by errors.ts to write messages in the user's terms. Only defaults
+ * that do not depend on the `defaults` object are filled in by ajv (`useDefaults`):
+ * node `weight`, listener `slave`, `logLevel`, `shutdownTimeout`, `defaults`. Listener
+ * settings are layered in load.ts (listener > defaults > built-in).
+ */
+import { Ajv, type SchemaObject, type ValidateFunction } from 'ajv';
+import { DEFAULT_LOG_LEVEL, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_WEIGHT } from './defaults.js';
+
+/** Name of the annotation keyword holding the "must be ..." phrase of a schema node. */
+export const EXPECTED = 'expected';
+
+/** Every ReadPolicy, in the order messages list them. */
+export const READ_POLICIES = ['replica', 'prefer-replica', 'master', 'any'] as const;
+/** Every LogLevel, most severe first. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** Largest duration accepted anywhere, in ms (one day): catches seconds-vs-ms slips of huge size. */
+const MAX_MS = 86_400_000;
+
+function integer(min: number, max: number, expected?: string, def?: number): SchemaObject {
+  const s: SchemaObject = {
+    type: 'integer',
+    minimum: min,
+    maximum: max,
+    [EXPECTED]: expected ?? `an integer ${min}-${max}`,
+  };
+  if (def !== undefined) s.default = def;
+  return s;
+}
+
+function nonEmptyString(expected: string): SchemaObject {
+  return { type: 'string', minLength: 1, [EXPECTED]: expected };
+}
+
+function oneOfStrings(values: readonly string[], def?: string): SchemaObject {
+  const s: SchemaObject = { type: 'string', enum: [...values], [EXPECTED]: `one of ${values.join(', ')}` };
+  if (def !== undefined) s.default = def;
+  return s;
+}
+
+const port = integer(1, 65535);
+
+/** A Redis server behind a listener: `{"host": "10.0.0.1", "port": 6379}` plus optional keys. */
+export const nodeSchema: SchemaObject = {
+  type: 'object',
+  [EXPECTED]: 'an object like {"host": "10.0.0.1", "port": 6379}',
+  additionalProperties: false,
+  required: ['host', 'port'],
+  properties: {
+    host: {
+      type: 'string',
+      minLength: 1,
+      pattern: '^\\S+$',
+      [EXPECTED]: 'a host name or IP address (a non-empty string without spaces)',
+    },
+    port,
+    weight: integer(0, 1000, 'an integer 0-1000 (0 = never read from this node)', DEFAULT_WEIGHT),
+    username: nonEmptyString('a non-empty string (ACL user the proxy authenticates as)'),
+    password: nonEmptyString('a non-empty string'),
+  },
+};
+
+const userSchema: SchemaObject = {
+  type: 'object',
+  [EXPECTED]: 'an object like {"username": "app", "password": "..."}',
+  additionalProperties: false,
+  required: ['username', 'password'],
+  properties: {
+    username: { type: 'string', minLength: 1, pattern: '^\\S+$', [EXPECTED]: 'a non-empty string without spaces' },
+    password: nonEmptyString('a non-empty string'),
+  },
+};
+
+/** One deny-list entry: a command, or a command and subcommand separated by a space or `|`. */
+const COMMAND_NAME = '[A-Za-z0-9_.:-]+';
+
+/** Keys a listener may set and that `defaults` may set for every listener (ListenerSettings). */
+export const settingsProperties: Record<string, SchemaObject> = {
+  bind: nonEmptyString('an address to accept clients on, like "127.0.0.1" or "0.0.0.0"'),
+  readPolicy: oneOfStrings(READ_POLICIES),
+  password: nonEmptyString('a non-empty string (the password clients AUTH with)'),
+  users: {
+    type: 'array',
+    [EXPECTED]: 'an array of {"username": ..., "password": ...} objects',
+    items: userSchema,
+  },
+  backendUsername: nonEmptyString('a non-empty string (ACL user the proxy authenticates to nodes as)'),
+  backendPassword: nonEmptyString('a non-empty string'),
+  sharedConnections: integer(1, 64),
+  maxDedicatedConnections: integer(1, 100_000),
+  connectTimeout: integer(1, MAX_MS, `an integer 1-${MAX_MS} (milliseconds)`),
+  commandTimeout: integer(0, MAX_MS, `an integer 0-${MAX_MS} (milliseconds; 0 = never)`),
+  clientIdleTimeout: integer(0, MAX_MS, `an integer 0-${MAX_MS} (milliseconds; 0 = never)`),
+  healthCheckInterval: integer(10, MAX_MS, `an integer 10-${MAX_MS} (milliseconds)`),
+  maxReplicationLag: {
+    type: 'number',
+    minimum: 0,
+    maximum: 86_400,
+    [EXPECTED]: 'a number 0-86400 (seconds)',
+  },
+  maxPipeline: integer(1, 1_000_000),
+  clientOutputPause: integer(1, 2 ** 40, `an integer 1-${2 ** 40} (bytes)`),
+  clientOutputLimit: integer(0, 2 ** 40, `an integer 0-${2 ** 40} (bytes; 0 = never)`),
+  denyCommands: {
+    type: 'array',
+    [EXPECTED]: 'an array of command names like ["flushall", "config set"]',
+    items: {
+      type: 'string',
+      pattern: `^\\s*${COMMAND_NAME}(?:(?:\\s*\\|\\s*|\\s+)${COMMAND_NAME})?\\s*$`,
+      [EXPECTED]: 'a command name like "flushall", or a command and subcommand like "config set" or "config|set"',
+    },
+  },
+  readYourWrites: { type: 'boolean', [EXPECTED]: 'true or false' },
+};
+
+/** One entry of the listener list. */
+export const listenerSchema: SchemaObject = {
+  type: 'object',
+  [EXPECTED]: 'an object like {"listen": 6380, "master": {...}, "slave": [...]}',
+  additionalProperties: false,
+  required: ['listen', 'master'],
+  properties: {
+    listen: port,
+    name: {
+      type: 'string',
+      minLength: 1,
+      pattern: '^\\S+$',
+      [EXPECTED]: 'a non-empty name without spaces (used in logs and metrics)',
+    },
+    master: nodeSchema,
+    slave: {
+      type: 'array',
+      [EXPECTED]: 'an array of replica nodes like [{"host": "10.0.0.2", "port": 6379}]',
+      items: nodeSchema,
+      default: [],
+    },
+    ...settingsProperties,
+  },
+};
+
+/** Form (a): the established format, a non-empty array of listeners. */
+export const arrayFormSchema: SchemaObject = {
+  type: 'array',
+  [EXPECTED]: 'a non-empty array of listeners',
+  minItems: 1,
+  items: listenerSchema,
+};
+
+/** Form (b): the object form. */
+export const objectFormSchema: SchemaObject = {
+  type: 'object',
+  [EXPECTED]: 'an object with a "listeners" array',
+  additionalProperties: false,
+  required: ['listeners'],
+  properties: {
+    logLevel: oneOfStrings(LOG_LEVELS, DEFAULT_LOG_LEVEL),
+    shutdownTimeout: integer(0, MAX_MS, `an integer 0-${MAX_MS} (milliseconds)`, DEFAULT_SHUTDOWN_TIMEOUT),
+    defaults: {
+      type: 'object',
+      [EXPECTED]: 'an object of listener settings',
+      additionalProperties: false,
+      properties: settingsProperties,
+      default: {},
+    },
+    listeners: arrayFormSchema,
+  },
+};
+
+/** One compiled validator per form of the file. */
+export interface Validators {
+  arrayForm: ValidateFunction;
+  objectForm: ValidateFunction;
+}
+
+let compiled: Validators | undefined;
+
+/**
+ * The two compiled validators (compiled once, on first use). They fill in defaults in
+ * the data they check (`useDefaults`), so pass them a copy of the user's value, and
+ * report every error (`allErrors`) with the failing schema node (`verbose`).
+ */
+export function validators(): Validators {
+  if (compiled === undefined) {
+    const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, verbose: true });
+    ajv.addKeyword({ keyword: EXPECTED, schemaType: 'string' });
+    compiled = { arrayForm: ajv.compile(arrayFormSchema), objectForm: ajv.compile(objectFormSchema) };
+  }
+  return compiled;
+}

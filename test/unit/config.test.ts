@@ -1,0 +1,344 @@
+import t from 'tap';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import {
+  BUILTIN_SETTINGS,
+  ConfigError,
+  loadConfig,
+  normalizeConfig,
+  normalizeDenyCommands,
+  type ProxyConfig,
+} from '../../src/config/index.js';
+
+/** The problems normalizeConfig reports for `raw`; throws (failing the test) if it accepts it. */
+function problemsOf(raw: unknown): string[] {
+  try {
+    normalizeConfig(raw);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error(`config was accepted: ${JSON.stringify(raw)}`);
+}
+
+const node = (port: number, extra: object = {}) => ({ host: '127.0.0.1', port, ...extra });
+const listener = (listen: number, extra: object = {}) => ({ listen, master: node(7000), slave: [node(7001)], ...extra });
+
+t.test('the established array format, exactly', async (t) => {
+  const text = `[ { "listen": 6380, "master": {"host":"10.0.0.1","port":6379}, "slave": [ {"host":"10.0.0.2","port":6379}, {"host":"10.0.0.3","port":6379} ] } ]`;
+  const config = normalizeConfig(JSON.parse(text));
+  t.equal(config.logLevel, 'info');
+  t.equal(config.shutdownTimeout, 5000);
+  t.equal(config.listeners.length, 1);
+  const l = config.listeners[0]!;
+  t.equal(l.listen, 6380);
+  t.equal(l.name, 'listener-6380');
+  t.same(l.master, { host: '10.0.0.1', port: 6379, weight: 1 });
+  t.same(l.replicas, [
+    { host: '10.0.0.2', port: 6379, weight: 1 },
+    { host: '10.0.0.3', port: 6379, weight: 1 },
+  ]);
+  t.notOk('slave' in l, 'the file key slave becomes replicas');
+});
+
+t.test('built-in defaults are filled in', async (t) => {
+  const l = normalizeConfig([{ listen: 6380, master: node(7000) }]).listeners[0]!;
+  t.same(l.replicas, [], 'slave may be left out');
+  t.equal(l.bind, '127.0.0.1');
+  t.equal(l.readPolicy, 'prefer-replica');
+  t.equal(l.sharedConnections, 1);
+  t.equal(l.maxDedicatedConnections, 100);
+  t.equal(l.connectTimeout, 2000);
+  t.equal(l.commandTimeout, 5000);
+  t.equal(l.clientIdleTimeout, 0);
+  t.equal(l.healthCheckInterval, 1000);
+  t.equal(l.maxReplicationLag, 10);
+  t.equal(l.maxPipeline, 1024);
+  t.equal(l.clientOutputPause, 1024 * 1024);
+  t.equal(l.clientOutputLimit, 256 * 1024 * 1024);
+  t.same(l.denyCommands, []);
+  t.equal(l.readYourWrites, false);
+  t.notOk('password' in l);
+  t.notOk('users' in l);
+  t.notOk('username' in l.master);
+  for (const [key, value] of Object.entries(BUILTIN_SETTINGS)) t.same(l[key as keyof typeof l], value, key);
+});
+
+t.test('slave may be an empty array', async (t) => {
+  t.same(normalizeConfig([{ listen: 6380, master: node(7000), slave: [] }]).listeners[0]!.replicas, []);
+});
+
+t.test('object form: listener > defaults > built-in', async (t) => {
+  const config = normalizeConfig({
+    logLevel: 'debug',
+    shutdownTimeout: 100,
+    defaults: { readPolicy: 'master', commandTimeout: 50, denyCommands: ['FLUSHALL'] },
+    listeners: [
+      listener(6380, { readPolicy: 'any', denyCommands: ['keys'] }),
+      listener(6381, { name: 'cache' }),
+    ],
+  });
+  t.equal(config.logLevel, 'debug');
+  t.equal(config.shutdownTimeout, 100);
+  const [a, b] = config.listeners as [ProxyConfig['listeners'][0], ProxyConfig['listeners'][0]];
+  t.equal(a.readPolicy, 'any', 'the listener overrides defaults');
+  t.equal(b.readPolicy, 'master', 'defaults apply');
+  t.equal(a.commandTimeout, 50);
+  t.equal(b.connectTimeout, 2000, 'built-in when neither sets it');
+  t.same(a.denyCommands, ['keys'], 'a listener list replaces the defaults list');
+  t.same(b.denyCommands, ['flushall']);
+  t.equal(b.name, 'cache');
+});
+
+t.test('object form without defaults, logLevel or shutdownTimeout', async (t) => {
+  const config = normalizeConfig({ listeners: [listener(6380)] });
+  t.equal(config.logLevel, 'info');
+  t.equal(config.shutdownTimeout, 5000);
+  t.equal(config.listeners[0]!.readPolicy, 'prefer-replica');
+});
+
+t.test('the example files load', async (t) => {
+  const a = loadConfig('config/example.json');
+  t.same(
+    a.listeners.map((l) => [l.listen, l.replicas.length]),
+    [
+      [6380, 2],
+      [6381, 1],
+    ],
+  );
+  const b = loadConfig('config/example-object.json');
+  t.equal(b.listeners.length, 2);
+  t.same(b.listeners[0]!.replicas.map((r) => r.weight), [2, 1]);
+  t.same(b.listeners[0]!.denyCommands, ['flushall', 'flushdb', 'config|set', 'debug']);
+});
+
+t.test('weights: default 1, 0 allowed', async (t) => {
+  const l = normalizeConfig([listener(6380, { slave: [node(7001, { weight: 0 }), node(7002, { weight: 5 })] })])
+    .listeners[0]!;
+  t.same(l.replicas.map((r) => r.weight), [0, 5]);
+  t.equal(l.master.weight, 1);
+});
+
+t.test('denyCommands are normalized', async (t) => {
+  t.same(normalizeDenyCommands(['FLUSHALL', 'config set', 'CONFIG|SET', ' Client  Kill ', 'config | get', 'json.get']), [
+    'flushall',
+    'config|set',
+    'client|kill',
+    'config|get',
+    'json.get',
+  ]);
+  const l = normalizeConfig([listener(6380, { denyCommands: ['Config Set', 'config|set'] })]).listeners[0]!;
+  t.same(l.denyCommands, ['config|set']);
+});
+
+t.test('backend credentials: a node keeps its own pair, else the listener one', async (t) => {
+  const l = normalizeConfig({
+    defaults: { backendUsername: 'proxy', backendPassword: 'pw' },
+    listeners: [listener(6380, { slave: [node(7001, { password: 'own' }), node(7002)] })],
+  }).listeners[0]!;
+  t.same(l.master, { host: '127.0.0.1', port: 7000, weight: 1, username: 'proxy', password: 'pw' });
+  t.same(l.replicas[0], { host: '127.0.0.1', port: 7001, weight: 1, password: 'own' });
+  t.same(l.replicas[1], { host: '127.0.0.1', port: 7002, weight: 1, username: 'proxy', password: 'pw' });
+});
+
+t.test('client auth settings are kept', async (t) => {
+  const l = normalizeConfig([listener(6380, { password: 'p', users: [{ username: 'app', password: 'x' }] })])
+    .listeners[0]!;
+  t.equal(l.password, 'p');
+  t.same(l.users, [{ username: 'app', password: 'x' }]);
+});
+
+t.test('normalizeConfig does not modify its argument', async (t) => {
+  const raw = [{ listen: 6380, master: node(7000) }];
+  const before = JSON.stringify(raw);
+  normalizeConfig(raw);
+  t.equal(JSON.stringify(raw), before);
+});
+
+t.test('unknown key', async (t) => {
+  const [p, ...rest] = problemsOf([listener(6380, { foo: 1 })]);
+  t.same(rest, []);
+  t.match(p, /^\[0\]\.foo: unknown key; allowed keys are listen, name, master, slave, bind, readPolicy, /);
+  t.same(problemsOf({ listeners: [listener(6380)], extra: true }), [
+    'extra: unknown key; allowed keys are logLevel, shutdownTimeout, defaults, listeners',
+  ]);
+  t.match(problemsOf({ defaults: { readPolicyy: 'master' }, listeners: [listener(6380)] }), [
+    /^defaults\.readPolicyy: unknown key \(did you mean "readPolicy"\?\); allowed keys are bind, readPolicy, /,
+  ]);
+});
+
+t.test('near misses get a suggestion', async (t) => {
+  t.match(problemsOf([{ listen: 6380, master: node(7000), replicas: [] }]), [/^\[0\]\.replicas: unknown key \(did you mean "slave"\?\)/]);
+  t.match(problemsOf([{ listen: 6380, master: node(7000, { pasword: 'x' }) }]), [
+    /^\[0\]\.master\.pasword: unknown key \(did you mean "password"\?\); allowed keys are host, port, weight, username, password$/,
+  ]);
+});
+
+t.test('bad port type', async (t) => {
+  t.same(problemsOf([listener(6380, { slave: [node(7001), { host: 'h', port: 'abc' }] })]), [
+    '[0].slave[1].port: must be an integer 1-65535, got "abc"',
+  ]);
+  t.same(problemsOf({ listeners: [listener(6380, { slave: [node(7001), { host: 'h', port: 'abc' }] })] }), [
+    'listeners[0].slave[1].port: must be an integer 1-65535, got "abc"',
+  ]);
+  t.same(problemsOf([{ listen: '6380', master: node(7000) }]), ['[0].listen: must be an integer 1-65535, got "6380"']);
+  t.same(problemsOf([{ listen: 6380.5, master: node(7000) }]), ['[0].listen: must be an integer 1-65535, got 6380.5']);
+});
+
+t.test('port out of range', async (t) => {
+  t.same(problemsOf([{ listen: 0, master: node(70000) }]), [
+    '[0].listen: must be an integer 1-65535, got 0',
+    '[0].master.port: must be an integer 1-65535, got 70000',
+  ]);
+});
+
+t.test('missing master', async (t) => {
+  t.same(problemsOf([{ listen: 6380, slave: [] }]), [
+    '[0].master: required key is missing; must be an object like {"host": "10.0.0.1", "port": 6379}',
+  ]);
+  t.same(problemsOf([{ listen: 6380, master: { host: 'h' } }]), [
+    '[0].master.port: required key is missing; must be an integer 1-65535',
+  ]);
+  t.same(problemsOf([{ listen: 6380, master: 'h:1' }]), [
+    '[0].master: must be an object like {"host": "10.0.0.1", "port": 6379}, got "h:1"',
+  ]);
+});
+
+t.test('bad readPolicy', async (t) => {
+  t.same(problemsOf([listener(6380, { readPolicy: 'slaves' })]), [
+    '[0].readPolicy: must be one of replica, prefer-replica, master, any, got "slaves"',
+  ]);
+  t.same(problemsOf({ defaults: { readPolicy: 1 }, listeners: [listener(6380)] }), [
+    'defaults.readPolicy: must be one of replica, prefer-replica, master, any, got 1',
+  ]);
+});
+
+t.test('duplicate listen', async (t) => {
+  t.same(problemsOf([listener(6380), listener(6381), listener(6380)]), [
+    '[2].listen: port 6380 is already used by [0].listen; every listener needs its own port',
+  ]);
+  t.same(problemsOf({ listeners: [listener(6380), listener(6380)] }), [
+    'listeners[1].listen: port 6380 is already used by listeners[0].listen; every listener needs its own port',
+  ]);
+});
+
+t.test('bad weight', async (t) => {
+  t.same(problemsOf([listener(6380, { slave: [node(7001, { weight: -1 }), node(7002, { weight: 1.5 }), node(7003, { weight: '2' })] })]), [
+    '[0].slave[0].weight: must be an integer 0-1000 (0 = never read from this node), got -1',
+    '[0].slave[1].weight: must be an integer 0-1000 (0 = never read from this node), got 1.5',
+    '[0].slave[2].weight: must be an integer 0-1000 (0 = never read from this node), got "2"',
+  ]);
+});
+
+t.test('bad nested user', async (t) => {
+  t.same(
+    problemsOf([listener(6380, { users: [{ username: 'a', password: 'x' }, { username: 'b' }, { username: '', password: 5, role: 'x' }] })]),
+    [
+      '[0].users[1].password: required key is missing; must be a non-empty string',
+      '[0].users[2].username: must be a non-empty string without spaces, got ""',
+      '[0].users[2].password: must be a non-empty string, got a number',
+      '[0].users[2].role: unknown key; allowed keys are username, password',
+    ],
+  );
+  t.same(problemsOf([listener(6380, { users: [{ username: 'a', password: 'x' }, { username: 'a', password: 'y' }] })]), [
+    '[0].users[1].username: "a" is already listed at [0].users[0]; usernames must be unique',
+  ]);
+});
+
+t.test('passwords are never echoed', async (t) => {
+  const problems = problemsOf([listener(6380, { password: 12345678, master: node(7000, { password: ['s3cret'] }) })]);
+  t.same(problems, [
+    '[0].master.password: must be a non-empty string, got an array',
+    '[0].password: must be a non-empty string (the password clients AUTH with), got a number',
+  ]);
+  t.notMatch(problems.join('\n'), /12345678|s3cret/);
+});
+
+t.test('several problems: one line each, in file order, no duplicates', async (t) => {
+  const problems = problemsOf({
+    logLevel: 'loud',
+    listeners: [
+      { listen: 'x', master: { host: 'h', port: 1, weight: 2000 }, readPolicy: 'slaves', slave: [{ port: 0 }] },
+    ],
+  });
+  t.same(problems, [
+    'logLevel: must be one of fatal, error, warn, info, debug, trace, silent, got "loud"',
+    'listeners[0].listen: must be an integer 1-65535, got "x"',
+    'listeners[0].master.weight: must be an integer 0-1000 (0 = never read from this node), got 2000',
+    'listeners[0].readPolicy: must be one of replica, prefer-replica, master, any, got "slaves"',
+    'listeners[0].slave[0].port: must be an integer 1-65535, got 0',
+    'listeners[0].slave[0].host: required key is missing; must be a host name or IP address (a non-empty string without spaces)',
+  ]);
+});
+
+t.test('top-level shape', async (t) => {
+  t.match(problemsOf(42), [/^\(top level\): must be an array of listeners .* got 42$/]);
+  t.match(problemsOf([]), ['(top level): must be a non-empty array of listeners, got an empty array']);
+  t.match(problemsOf({ listeners: [] }), ['listeners: must be a non-empty array of listeners, got an empty array']);
+  t.match(problemsOf({}), ['listeners: required key is missing; must be a non-empty array of listeners']);
+  t.match(problemsOf(listener(6380)), [/^\(top level\): looks like a single listener; put it in an array/]);
+});
+
+t.test('other semantic checks', async (t) => {
+  t.same(problemsOf([listener(6380, { slave: [node(7001), node(7001)] })]), [
+    '[0].slave[1]: 127.0.0.1:7001 is already listed as [0].slave[0]; list each node once',
+  ]);
+  t.same(problemsOf([listener(6380, { master: node(6380) })]), [
+    "[0].master.port: 127.0.0.1:6380 is the proxy's own [0].listen; a node must be a Redis server",
+  ]);
+  t.same(problemsOf([listener(6380, { master: node(7000, { username: 'u' }) })]), [
+    '[0].master.username: is set without "password"; AUTH needs both (add "password" to this node)',
+  ]);
+  t.same(problemsOf([listener(6380, { backendUsername: 'u' })]), [
+    '[0].backendUsername: is set without "backendPassword"; AUTH needs both',
+  ]);
+  t.same(problemsOf([listener(6380, { clientOutputLimit: 100, clientOutputPause: 1000 })]), [
+    '[0].clientOutputLimit: must be 0 or at least clientOutputPause (1000), got 100',
+  ]);
+  t.same(problemsOf([listener(6380, { name: 'a' }), listener(6381, { name: 'a' })]), [
+    '[1].name: listener name "a" is already used by [0]; names must be unique (set "name")',
+  ]);
+  t.same(
+    problemsOf([listener(6380, { denyCommands: ['config set get', 'flush all!'] })]).map((p) => p.split(':')[0]),
+    ['[0].denyCommands[0]', '[0].denyCommands[1]'],
+  );
+});
+
+t.test('loadConfig: file problems', async (t) => {
+  const dir = t.testdir({
+    'trailing.json': '[\n  { "listen": 6380,\n    "master": { "host": "h", "port": 1 },\n  }\n]\n',
+    'truncated.json': '[ { "listen": 6380',
+    'empty.json': '',
+    'bad.json': JSON.stringify([{ listen: 6380, master: { host: 'h', port: 'abc' } }]),
+  });
+  const fail = (file: string): ConfigError => {
+    try {
+      loadConfig(file);
+    } catch (err) {
+      if (err instanceof ConfigError) return err;
+      throw err;
+    }
+    throw new Error(`${file} was accepted`);
+  };
+
+  const missing = fail(path.join(dir, 'nope.json'));
+  t.same(missing.problems, ['cannot read the file: no such file (ENOENT)']);
+  t.equal(missing.file, path.join(dir, 'nope.json'));
+  t.match(missing.message, `invalid config file ${path.join(dir, 'nope.json')}:`);
+
+  const trailing = fail(path.join(dir, 'trailing.json'));
+  t.equal(trailing.problems.length, 1);
+  t.match(trailing.problems[0], /^invalid JSON at line 4, column 3 \(position 66\): .*\(JSON allows no trailing comma before "}"\)$/);
+
+  t.match(fail(path.join(dir, 'truncated.json')).problems, [/^invalid JSON at line 1, column 19 \(position 18\): .*\(the file ends before the JSON is complete: is a bracket not closed\?\)$/]);
+  t.same(fail(path.join(dir, 'empty.json')).problems, ['invalid JSON: the file is empty']);
+  t.same(fail(path.join(dir, 'bad.json')).problems, ['[0].master.port: must be an integer 1-65535, got "abc"']);
+  t.match(fail(dir).problems, [/^cannot read the file: it is a directory/]);
+});
+
+t.test('loadConfig: a BOM is fine', async (t) => {
+  const dir = t.testdir({});
+  const file = path.join(dir, 'bom.json');
+  writeFileSync(file, '\ufeff' + readFileSync('config/example.json', 'utf8'));
+  t.equal(loadConfig(file).listeners.length, 2);
+});
