@@ -1,0 +1,177 @@
+/**
+ * The proxy under test: in-process (`startTestProxy`, the usual way) or as the real CLI
+ * in a child process (`spawnProxyCli`, for signals and exit codes). Both are closed when
+ * the test file ends.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { normalizeConfig } from '../../src/config/index.js';
+import type { LogLevel } from '../../src/config/types.js';
+import { startProxy, type Proxy } from '../../src/index.js';
+import { createLogger } from '../../src/log.js';
+import { freePort } from './clients.js';
+import { rawCommand } from './raw.js';
+import type { RedisServer } from './redis.js';
+import { sleep, waitFor } from './wait.js';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+type RawListener = Record<string, unknown>;
+
+/** The listener entries of a raw config, array form or object form (`{ listeners: [...] }`). */
+function rawListeners(raw: unknown): RawListener[] {
+  if (Array.isArray(raw)) return raw as RawListener[];
+  if (raw !== null && typeof raw === 'object') {
+    const listeners = (raw as { listeners?: unknown }).listeners;
+    if (Array.isArray(listeners)) return listeners as RawListener[];
+  }
+  return [];
+}
+
+/** A deep copy of `raw` where every listener with `listen: 0` has a free port instead. */
+export async function withFreePorts(raw: unknown): Promise<unknown> {
+  const copy: unknown = structuredClone(raw);
+  for (const listener of rawListeners(copy)) {
+    if (listener.listen === 0) listener.listen = await freePort();
+  }
+  return copy;
+}
+
+/** `{ host, port }` of a test redis-server, as a node of the raw config. */
+export function node(server: RedisServer | number, extra: Record<string, unknown> = {}) {
+  const port = typeof server === 'number' ? server : server.port;
+  return { host: '127.0.0.1', port, ...extra };
+}
+
+/**
+ * One raw listener entry (listen: 0, i.e. a free port) for `master` and `replicas`,
+ * with extra settings such as `readPolicy`. The one place that knows the config's
+ * field names for nodes.
+ */
+export function listenerFor(
+  master: RedisServer | number,
+  replicas: (RedisServer | number | { server: RedisServer; weight: number })[] = [],
+  settings: Record<string, unknown> = {},
+): RawListener {
+  return {
+    listen: 0,
+    master: node(master),
+    slave: replicas.map((r) =>
+      typeof r === 'object' && 'server' in r ? node(r.server, { weight: r.weight }) : node(r),
+    ),
+    ...settings,
+  };
+}
+
+export interface TestProxy {
+  proxy: Proxy;
+  /** Port of the first listener. */
+  port: number;
+  /** Ports of all listeners, in config order. */
+  ports: number[];
+  close(): Promise<void>;
+}
+
+function testLogLevel(): LogLevel {
+  return (process.env.REDIS_PROXY_TEST_LOG as LogLevel | undefined) ?? 'silent';
+}
+
+/**
+ * Starts the proxy in this process with the given raw (JSON) config, listeners with
+ * `listen: 0` getting free ports. Closed at the end of the test (or file).
+ */
+export async function startTestProxy(
+  raw: unknown,
+  { t: scope = t }: { t?: Pick<typeof t, 'teardown'> } = {},
+): Promise<TestProxy> {
+  const config = normalizeConfig(await withFreePorts(raw));
+  const proxy = await startProxy(config, createLogger(testLogLevel()));
+  let closing: Promise<void> | undefined;
+  const close = () => (closing ??= proxy.close(2000));
+  scope.teardown(close);
+  const ports = proxy.listeners.map((l) => l.port);
+  return { proxy, port: ports[0]!, ports, close };
+}
+
+export interface ProxyProcess {
+  child: ChildProcess;
+  ports: number[];
+  /** Resolves with the exit code (or signal name) once the process has exited. */
+  exit: Promise<number | string>;
+  output(): string;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+const cliChildren = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of cliChildren) child.kill('SIGKILL');
+});
+
+/**
+ * Runs the built CLI (`node bin/redis-proxy <config.json>`, which needs `npm run build`)
+ * with the given raw config in a temp file, and waits until every listener answers PING.
+ */
+export async function spawnProxyCli(
+  raw: unknown,
+  { t: scope = t }: { t?: Pick<typeof t, 'teardown'> } = {},
+): Promise<ProxyProcess> {
+  const config = await withFreePorts(raw);
+  const ports = rawListeners(config).map((l) => Number(l.listen));
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'redis-proxy-cli-'));
+  const file = path.join(dir, 'config.json');
+  writeFileSync(file, JSON.stringify(config, null, 2));
+  const child = spawn(process.execPath, [path.join(repoRoot, 'bin/redis-proxy'), file], {
+    cwd: repoRoot,
+    detached: false,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  cliChildren.add(child);
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-20000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exit = new Promise<number | string>((resolve) => {
+    child.once('exit', (code, signal) => {
+      cliChildren.delete(child);
+      resolve(code ?? signal ?? -1);
+    });
+  });
+  let exited = false;
+  void exit.then(() => (exited = true));
+  scope.teardown(async () => {
+    if (!exited) {
+      child.kill('SIGKILL');
+      await exit;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+  for (const port of ports) {
+    await waitFor(
+      `the proxy CLI to answer PING on ${port}`,
+      async () => {
+        if (exited) throw new Error(`proxy exited early:\n${output}`);
+        return (await rawCommand(port, 'PING\r\n', { timeoutMs: 500 })).text === '+PONG\r\n';
+      },
+      { timeoutMs: 10000, intervalMs: 50 },
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\n--- proxy output ---\n${output}`);
+    });
+  }
+  return {
+    child,
+    ports,
+    exit,
+    output: () => output,
+    kill: (signal: NodeJS.Signals = 'SIGTERM') => {
+      if (!exited) child.kill(signal);
+    },
+  };
+}
+
+export { sleep };

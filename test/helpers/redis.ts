@@ -1,0 +1,266 @@
+/**
+ * Real redis-server processes for the integration tests: one per call, on a free port,
+ * in a fresh temporary directory, never persisting anything. Every server started is
+ * stopped when the test file ends (tap teardown), and SIGKILLed if the test process
+ * exits first.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { Redis } from 'ioredis';
+import t from 'tap';
+import { freePort, ioredisClient } from './clients.js';
+import { sleep, waitFor } from './wait.js';
+
+export interface RedisServer {
+  readonly port: number;
+  readonly pid: number;
+  /** The temporary directory the server runs in. */
+  readonly dir: string;
+  /** SIGTERM, wait for exit (SIGKILL after 3 s), remove the directory. Idempotent. */
+  stop(): Promise<void>;
+  /** Sends `signal` (default SIGKILL) without waiting. */
+  kill(signal?: NodeJS.Signals): void;
+  /** Resolves when the process has exited. */
+  exited(): Promise<void>;
+  /** A new ioredis client connected directly to this server (closed at the end of the file). */
+  client(): Redis;
+  /** INFO `section`, parsed into `field -> value`. */
+  info(section: string): Promise<Record<string, string>>;
+  /** `calls=` of `cmdstat_<cmd>` in INFO commandstats (`get`, `object|encoding`); 0 if absent. */
+  commandCalls(cmd: string): Promise<number>;
+  /** CONFIG RESETSTAT. */
+  resetStats(): Promise<void>;
+  /** The last lines the server printed (for failure messages). */
+  output(): string;
+}
+
+export interface StartRedisOptions {
+  /** Port of a master to replicate (`--replicaof 127.0.0.1 <port>`). */
+  replicaOf?: number;
+  /** Extra redis-server arguments, e.g. `['--maxmemory', '10mb']`. */
+  args?: string[];
+  /** Test whose teardown stops the server; default: the whole test file. */
+  t?: Pick<typeof t, 'teardown'>;
+}
+
+const children = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of children) {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+});
+
+/** Parses the text of an INFO reply into `field -> value` (sections flattened). */
+export function parseInfo(text: string): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const line of text.split('\r\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const colon = line.indexOf(':');
+    if (colon > 0) fields[line.slice(0, colon)] = line.slice(colon + 1);
+  }
+  return fields;
+}
+
+/** Sends an inline PING on a fresh socket; true when `+PONG` comes back. */
+function pingOnce(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    let reply = '';
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(1000, () => done(false));
+    socket.on('error', () => done(false));
+    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk) => {
+      reply += chunk.toString('latin1');
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
+    });
+  });
+}
+
+async function spawnOnce(opts: StartRedisOptions): Promise<RedisServer | undefined> {
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'redis-proxy-test-'));
+  const args = [
+    '--port', String(port),
+    '--bind', '127.0.0.1',
+    '--dir', dir,
+    '--save', '',
+    '--appendonly', 'no',
+    '--daemonize', 'no',
+    '--logfile', '',
+    // A replica attaching to this server gets its full sync at once (a diskless sync
+    // would leave it offline until its first REPLCONF ACK, up to a second later).
+    '--repl-diskless-sync', 'no',
+    '--repl-diskless-sync-delay', '0',
+    // DEBUG SLEEP etc. for tests that need a slow or frozen server.
+    '--enable-debug-command', 'local',
+    ...(opts.replicaOf !== undefined ? ['--replicaof', '127.0.0.1', String(opts.replicaOf)] : []),
+    ...(opts.args ?? []),
+  ];
+  const child = spawn('redis-server', args, {
+    cwd: dir,
+    detached: false,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-8000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  let hasExited = false;
+  const exitedPromise = new Promise<void>((resolve) => {
+    child.once('exit', () => {
+      hasExited = true;
+      children.delete(child);
+      resolve();
+    });
+  });
+  child.once('error', () => {
+    /* reported by 'exit' / the ping loop */
+  });
+
+  const deadline = Date.now() + 5000;
+  while (!(await pingOnce(port))) {
+    if (hasExited || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      await exitedPromise;
+      rmSync(dir, { recursive: true, force: true });
+      if (/Address already in use/.test(output)) return undefined; // lost a port race: retry
+      throw new Error(`redis-server on port ${port} did not start:\n${output}`);
+    }
+    await sleep(20);
+  }
+
+  let admin: Redis | undefined;
+  const adminClient = () => (admin ??= ioredisClient(port, { maxRetriesPerRequest: 1 }));
+  let stopping: Promise<void> | undefined;
+
+  const server: RedisServer = {
+    port,
+    pid: child.pid ?? -1,
+    dir,
+    stop() {
+      stopping ??= (async () => {
+        admin?.disconnect();
+        if (!hasExited) {
+          child.kill('SIGTERM');
+          const killer = setTimeout(() => child.kill('SIGKILL'), 3000);
+          await exitedPromise;
+          clearTimeout(killer);
+        }
+        rmSync(dir, { recursive: true, force: true });
+      })();
+      return stopping;
+    },
+    kill(signal: NodeJS.Signals = 'SIGKILL') {
+      if (!hasExited) child.kill(signal);
+    },
+    exited: () => exitedPromise,
+    client: () => ioredisClient(port),
+    async info(section: string) {
+      return parseInfo(await adminClient().info(section));
+    },
+    async commandCalls(cmd: string) {
+      const stats = await server.info('commandstats');
+      const line = stats[`cmdstat_${cmd.toLowerCase()}`];
+      const match = line === undefined ? null : /(?:^|,)calls=(\d+)/.exec(line);
+      return match ? Number(match[1]) : 0;
+    },
+    async resetStats() {
+      await adminClient().config('RESETSTAT');
+    },
+    output: () => output,
+  };
+  return server;
+}
+
+/** Starts a redis-server on a free port and waits until it answers PING. */
+export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisServer> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const server = await spawnOnce(opts);
+    if (server) {
+      (opts.t ?? t).teardown(() => server.stop());
+      return server;
+    }
+  }
+  throw new Error('could not find a free port for redis-server');
+}
+
+export interface ReplicaSet {
+  master: RedisServer;
+  replicas: RedisServer[];
+  /** Waits until every live replica has processed everything the master has now. */
+  sync(timeoutMs?: number): Promise<void>;
+  /** CONFIG RESETSTAT on every live server. */
+  resetStats(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** The replication offset a replica has processed, or undefined when its link is down. */
+async function replicaOffset(replica: RedisServer): Promise<number | undefined> {
+  const info = await replica.info('replication');
+  if (info.role !== 'slave' || info.master_link_status !== 'up') return undefined;
+  return Number(info.slave_repl_offset ?? info.master_repl_offset);
+}
+
+/**
+ * A master and `replicas` replicas of it, returned once every replica's link is up and
+ * it has caught up with the master's replication offset.
+ */
+export async function startReplicaSet(
+  { replicas = 2, args = [], t: scope }: { replicas?: number; args?: string[]; t?: StartRedisOptions['t'] } = {},
+): Promise<ReplicaSet> {
+  const master = await startRedis({ args, t: scope });
+  const replicaServers = await Promise.all(
+    Array.from({ length: replicas }, () => startRedis({ replicaOf: master.port, args, t: scope })),
+  );
+  const exited = new Set<RedisServer>();
+  for (const s of [master, ...replicaServers]) void s.exited().then(() => exited.add(s));
+  const alive = (s: RedisServer) => !exited.has(s);
+
+  const set: ReplicaSet = {
+    master,
+    replicas: replicaServers,
+    async sync(timeoutMs = 5000) {
+      const target = Number((await master.info('replication')).master_repl_offset);
+      await Promise.all(
+        replicaServers.filter(alive).map((replica) =>
+          waitFor(
+            `replica ${replica.port} to reach offset ${target}`,
+            async () => ((await replicaOffset(replica)) ?? -1) >= target,
+            { timeoutMs },
+          ),
+        ),
+      );
+    },
+    async resetStats() {
+      await Promise.all([master, ...replicaServers].filter(alive).map((s) => s.resetStats()));
+    },
+    async stop() {
+      await Promise.all([master, ...replicaServers].map((s) => s.stop()));
+    },
+  };
+  await waitFor(
+    `the master to see ${replicas} online replicas`,
+    async () => {
+      const info = await master.info('replication');
+      const online = Object.keys(info).filter((k) => /^slave\d+$/.test(k) && info[k]!.includes('state=online'));
+      return online.length === replicas;
+    },
+    { timeoutMs: 5000 },
+  );
+  await set.sync(5000);
+  return set;
+}
