@@ -276,6 +276,7 @@ async function main() {
   const opts = options();
   const startedAt = new Date();
   const loadAtStart = loadAverage();
+  const machineAtStart = machine(); // before the proxy starts: the build and commit it runs
   const busyAtStart = machineBusyTicks();
   const oursAtStart = harnessTicks();
   let otherCpu = null;
@@ -420,6 +421,10 @@ async function main() {
     const errs = [...new Set(runs.filter((r) => r.target === name && r.error).map((r) => r.error))];
     for (const e of errs.slice(0, 5)) notes.push(`${name}: ${e}`);
   }
+  const builtNow = machine()['dist/cli.js built'];
+  if (builtNow !== machineAtStart['dist/cli.js built']) {
+    notes.push(`dist/cli.js was rebuilt during the run (at ${builtNow}); the proxy kept running the build it started with (${machineAtStart['dist/cli.js built']}), unless it had to load more of dist/ later.`);
+  }
   if (opts.proxyBin) notes.push(`redis-proxy was started from ${opts.proxyBin}, not bin/redis-proxy.`);
   notes.push(
     `Other processes (not started by the harness) used ${otherCpu?.toFixed(1) ?? '?'}% of the machine's CPU during the run (from /proc/stat minus the harness's own processes). The higher, the noisier the numbers.`,
@@ -431,7 +436,7 @@ async function main() {
   const report = {
     startedAt: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
-    machine: { ...machine(), 'load average at start (1/5/15 min)': loadAtStart, 'other processes\' CPU during the run': `${otherCpu?.toFixed(1) ?? '?'}% of all cores` },
+    machine: { ...machineAtStart, 'load average at start (1/5/15 min)': loadAtStart, 'other processes\' CPU during the run': `${otherCpu?.toFixed(1) ?? '?'}% of all cores` },
     settings: {
       rounds: opts.rounds,
       'requests per run': `${opts.requests[1]} at -P 1, ${opts.requests[16]} at -P 16`,
