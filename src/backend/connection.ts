@@ -40,7 +40,10 @@ export interface ConnectionEvents {
  * replies are not one per request.
  */
 export interface PassthroughSink {
+  /** One reply or pushed message: `buf[start, end)`. */
   onPassthrough(buf: Buffer, start: number, end: number): void;
+  /** The connection closed (by the node, the network or the proxy). */
+  onPassthroughClosed(reason: string): void;
 }
 
 let nextConnectionId = 1;
@@ -151,6 +154,9 @@ export class BackendConnection implements ReplySink, SlotOwner {
     let slot: ReplySlot | undefined;
     while ((slot = this.owed.shift()) !== undefined) slot.owner.onSlotError(slot, message);
     for (const w of this.readyWaiters.splice(0)) w.reject(new Error(`${this.options.label} ${reason}`));
+    const passthrough = this.passthrough;
+    this.passthrough = null;
+    passthrough?.onPassthroughClosed(reason);
     this.events.onClosed(this, reason, failed);
   }
 

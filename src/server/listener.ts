@@ -11,6 +11,7 @@ import { Node } from '../backend/node.js';
 import { coarseNow } from '../io/clock.js';
 import { Router } from '../routing/router.js';
 import { Session, type SessionContext } from '../session/session.js';
+import { PROXY_VERSION } from '../version.js';
 
 export class Listener implements SessionContext {
   readonly master: Node;
@@ -19,9 +20,11 @@ export class Listener implements SessionContext {
   readonly sessions = new Set<Session>();
   readonly logger: Logger;
   databases = 16;
+  readonly denied: ReadonlySet<string>;
   /** The port actually listened on. */
   port = 0;
   private readonly server: net.Server;
+  private readonly startedAt = Date.now();
   private healthTimer: NodeJS.Timeout | null = null;
   private checking = false;
   private closedWaiters: Array<() => void> = [];
@@ -31,14 +34,12 @@ export class Listener implements SessionContext {
     logger: Logger,
   ) {
     this.logger = logger.child({ listener: config.name });
+    this.denied = new Set(config.denyCommands);
     const node = (role: 'master' | 'replica', nodeConfig: ListenerConfig['master']): Node =>
       new Node({
         role,
-        config: {
-          ...nodeConfig,
-          username: nodeConfig.username ?? config.backendUsername,
-          password: nodeConfig.password ?? config.backendPassword,
-        },
+        // loadConfig has already resolved each node's credentials (its own pair, or the listener's backend pair).
+        config: nodeConfig,
         sharedConnections: config.sharedConnections,
         maxDedicated: config.maxDedicatedConnections,
         connectTimeout: config.connectTimeout,
@@ -108,6 +109,29 @@ export class Listener implements SessionContext {
   onSessionClosed(session: Session): void {
     this.sessions.delete(session);
     if (this.sessions.size === 0) for (const w of this.closedWaiters.splice(0)) w();
+  }
+
+  proxyInfo(): string {
+    const nodes = [this.master, ...this.replicas].map((n, i) => {
+      const state = n.reachable ? 'up' : 'down';
+      const serving = n.role === 'replica' ? `,in_rotation=${this.router.healthyReplicas.includes(n) ? 1 : 0},lag=${n.lag}` : '';
+      return `node${i}:role=${n.role},addr=${n.host}:${n.port},state=${state}${serving}`;
+    });
+    return [
+      `proxy_version:${PROXY_VERSION}`,
+      `proxy_uptime_in_seconds:${Math.floor((Date.now() - this.startedAt) / 1000)}`,
+      `listener:${this.config.name}`,
+      `listener_port:${this.port}`,
+      `read_policy:${this.config.readPolicy}`,
+      `sessions:${this.sessions.size}`,
+      ...nodes,
+    ].join('\r\n');
+  }
+
+  sendToReplicas(args: Buffer[]): void {
+    for (const r of this.replicas) {
+      r.call(...args).catch((err: Error) => this.logger.warn({ node: r.label, error: err.message }, 'replica refused a command sent to every node'));
+    }
   }
 
   private accept(socket: net.Socket): void {

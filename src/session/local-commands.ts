@@ -7,6 +7,7 @@ import { lookupCommand, resolveSubcommand, type CommandInfo } from '../commands/
 import type { RequestView } from '../protocol/request-parser.js';
 import { encodeBulk, encodeInteger, encodeValue, NULL_BULK, OK, PONG, encodeSimple } from '../protocol/resp.js';
 import type { Session } from './session.js';
+import { clientInfo, clientKill, clientList, clientOnOff, clientReply } from './client-command.js';
 
 export type LocalCommand = (session: Session, req: RequestView) => void;
 
@@ -155,10 +156,11 @@ const clientSetinfo: LocalCommand = (s, req) => {
   s.reply(OK);
 };
 
-/** CLIENT subcommands newer than the command table (SETINFO is Redis 7.2). */
+/** CLIENT subcommands newer than the command table (SETINFO and NO-TOUCH are Redis 7.2). */
 const clientWithoutTableEntry: LocalCommand = (s, req) => {
   if (req.argc < 2) return wrongArgs(s, 'client');
   if (req.argIs(1, 'setinfo')) return clientSetinfo(s, req);
+  if (req.argIs(1, 'no-touch')) return clientOnOff(s, req);
   s.replyError(`ERR unknown subcommand '${req.argString(1).slice(0, 128)}'. Try CLIENT HELP.`);
 };
 
@@ -191,6 +193,11 @@ export const LOCAL_COMMANDS: ReadonlyMap<CommandInfo, LocalCommand> = (() => {
     [command('client|setname'), clientSetname],
     [command('client|getname'), clientGetname],
     [command('client|id'), clientId],
+    [command('client|list'), clientList],
+    [command('client|info'), clientInfo],
+    [command('client|kill'), clientKill],
+    [command('client|reply'), clientReply],
+    [command('client|no-evict'), clientOnOff],
   ]);
   const client = command('client');
   const setinfo = command('client|setinfo');

@@ -20,7 +20,7 @@ import {
   type CommandInfo,
 } from '../commands/index.js';
 import type { ListenerConfig } from '../config/types.js';
-import type { BackendConnection } from '../backend/connection.js';
+import type { BackendConnection, PassthroughSink } from '../backend/connection.js';
 import type { Node } from '../backend/node.js';
 import {
   ReplySlot,
@@ -32,9 +32,11 @@ import {
 } from '../backend/reply-slot.js';
 import { BatchedOutput } from '../io/batched-output.js';
 import { RequestParser, type RequestHandler, type RequestView } from '../protocol/request-parser.js';
-import { encodeError } from '../protocol/resp.js';
+import { encodeBulk, encodeCommand, encodeError } from '../protocol/resp.js';
+import { coarseNow } from '../io/clock.js';
 import type { Router } from '../routing/router.js';
 import { LOCAL_COMMANDS } from './local-commands.js';
+import { COUNT_CHANNELS, readConfirmation, unsubscribedReplies } from './pubsub.js';
 
 /** What a session needs from its listener. */
 export interface SessionContext {
@@ -46,17 +48,27 @@ export interface SessionContext {
   readonly databases: number;
   /** Every open session of the listener (CLIENT LIST, CLIENT KILL). */
   readonly sessions: Set<Session>;
+  /** Commands refused on this listener (`denyCommands`: `config` or `config|set`). */
+  readonly denied: ReadonlySet<string>;
   /** Called once when the session has closed. */
   onSessionClosed(session: Session): void;
+  /** The `# Proxy` section added to INFO (lines without the header, CRLF-separated). */
+  proxyInfo(): string;
+  /** Sends a command to every replica too (SCRIPT LOAD, SCRIPT FLUSH: Redis does not replicate them). */
+  sendToReplicas(args: Buffer[]): void;
 }
 
 /** Session state bits that pin it to a dedicated master connection. */
 export const STATE_TX = 1; // between MULTI and EXEC/DISCARD
 export const STATE_WATCH = 2; // WATCH held
+export const STATE_PUBSUB = 4; // subscribed to channels, patterns or shard channels
+export const STATE_MONITOR = 8; // MONITOR
+/** States in which the dedicated connection's output is streamed to the client (not one reply per request). */
+const STATE_STREAM = STATE_PUBSUB | STATE_MONITOR;
 
 let nextSessionId = 1;
 
-export class Session implements RequestHandler, SlotOwner {
+export class Session implements RequestHandler, SlotOwner, PassthroughSink {
   readonly id = nextSessionId++;
   readonly createdAt = Date.now();
   /** Selected database. */
@@ -73,6 +85,8 @@ export class Session implements RequestHandler, SlotOwner {
   state = 0;
   /** Name of the last command, for CLIENT LIST. */
   lastCommand = 'NULL';
+  /** Coarse ms of the last request, for CLIENT LIST idle=. */
+  lastActive = coarseNow();
 
   private readonly parser: RequestParser;
   private readonly output: BatchedOutput;
@@ -87,10 +101,20 @@ export class Session implements RequestHandler, SlotOwner {
   private dedicated: BackendConnection | null = null;
   private acquiring = false;
   private acquireError = '';
+  /** The dedicated connection holds state the session dropped (RESET): close it instead of reusing it. */
+  private dedicatedDirty = false;
   /** Database a SELECT queued inside MULTI switches to when EXEC succeeds (-1: none). */
   private txSelectDb = -1;
   /** Node a SCAN-family iteration runs on (cursors are only valid there). */
   private scanNode: Node | null = null;
+  /** In Pub/Sub or MONITOR mode: the slot the stream's output goes through, and what waits behind earlier replies. */
+  private streamSlot: ReplySlot | null = null;
+  private streamBacklog: Buffer[] = [];
+  private channelCount = 0;
+  private shardChannelCount = 0;
+  /** CLIENT REPLY OFF, and CLIENT REPLY SKIP (for the next command). */
+  private repliesOff = false;
+  private skipNextReply = false;
   private readingPaused = false;
   private closing = false;
   closed = false;
@@ -130,6 +154,7 @@ export class Session implements RequestHandler, SlotOwner {
   // ---- input -------------------------------------------------------------------------
 
   private onData(chunk: Buffer): void {
+    this.lastActive = coarseNow();
     this.parser.feed(chunk);
     this.updateFlow();
   }
@@ -138,6 +163,8 @@ export class Session implements RequestHandler, SlotOwner {
     if (this.closing) return true;
     let cmd = lookupCommand(req.argString(0));
     if (cmd !== undefined && cmd.subcommands !== null && req.argc > 1) cmd = resolveSubcommand(cmd, req.argString(1));
+    if (cmd !== undefined) this.lastCommand = cmd.name;
+    if (this.ctx.denied.size > 0 && this.isDenied(cmd, req)) return true;
 
     if (this.acquireError !== '') {
       // The dedicated connection this request waited for could not be had.
@@ -149,6 +176,7 @@ export class Session implements RequestHandler, SlotOwner {
       this.replyError('NOAUTH Authentication required.');
       return true;
     }
+    if (this.state & STATE_STREAM) return this.dispatchInStream(req, cmd);
     if (this.state & STATE_TX) return this.dispatchInTransaction(req, cmd);
     if (cmd === undefined) return this.sendToMaster(req, 0);
 
@@ -158,8 +186,23 @@ export class Session implements RequestHandler, SlotOwner {
       return true;
     }
     const flags = cmd.flags;
-    if (flags & CMD_BLOCKING || cmd.name === 'wait') {
-      if (isBlockingCall(cmd, req)) return this.sendDedicated(req, 0);
+    if (flags & CMD_BLOCKING && isBlockingCall(cmd, req)) return this.sendDedicated(req, 0);
+    const stream = STREAM_STARTERS.get(cmd.name);
+    if (stream !== undefined) return this.startStream(req, stream);
+    if (UNSUBSCRIBES.has(cmd.name)) {
+      // Not subscribed: Redis confirms each channel with a count of 0.
+      this.reply(unsubscribedReplies(cmd.name, req.args().slice(1)));
+      return true;
+    }
+    switch (cmd.name) {
+      case 'info':
+        return this.sendToMaster(req, wantsProxySection(req) ? SLOT_INFO : 0);
+      case 'script|load':
+      case 'script|flush':
+        this.ctx.sendToReplicas(req.args());
+        return this.sendToMaster(req, 0);
+      case 'wait':
+        return this.sendWait(req);
     }
     if (cmd.name === 'multi' || cmd.name === 'watch') return this.sendDedicated(req, cmd.name === 'multi' ? STATE_TX : STATE_WATCH);
     if (cmd.name === 'unwatch' && this.state & STATE_WATCH) {
@@ -168,6 +211,49 @@ export class Session implements RequestHandler, SlotOwner {
     }
     if (flags & CMD_READONLY && this.dedicated === null) return this.sendRead(req, cmd);
     return this.sendToMaster(req, 0);
+  }
+
+  private isDenied(cmd: CommandInfo | undefined, req: RequestView): boolean {
+    const name = cmd?.name ?? req.argString(0).toLowerCase();
+    const bar = name.indexOf('|');
+    if (!this.ctx.denied.has(name) && !(bar > 0 && this.ctx.denied.has(name.slice(0, bar)))) return false;
+    this.replyError(`ERR redis-proxy: command '${name}' is denied on listener '${this.ctx.config.name}' (its denyCommands setting)`);
+    return true;
+  }
+
+  /**
+   * WAIT counts replicas that acknowledged the writes of the connection it runs on. The
+   * session's writes went over shared connections, so WAIT runs on a dedicated one right
+   * after a PUBLISH to a channel of the proxy's own (PUBLISH is replicated): its offset
+   * covers every earlier write of the session. The PUBLISH's reply is not shown.
+   * Source: https://redis.io/docs/latest/commands/wait/
+   */
+  private sendWait(req: RequestView): boolean {
+    const conn = this.dedicated;
+    if (conn === null) return this.sendDedicated(req, 0);
+    if (conn !== this.masterConn && this.masterOwed > 0) return false;
+    this.masterConn = conn;
+    this.masterOwed++;
+    const marker = this.newSlot(SLOT_MASTER | SLOT_DEDICATED | SLOT_SILENT);
+    marker.node = this.ctx.master;
+    conn.send(marker, WAIT_MARKER);
+    return this.sendToMaster(req, 0);
+  }
+
+  /** CLIENT REPLY: `off` drops every reply until `on`; `skip` drops the next command's reply. */
+  setReplyMode(mode: 'on' | 'off' | 'skip'): void {
+    this.repliesOff = mode === 'off';
+    this.skipNextReply = mode === 'skip';
+  }
+
+  /** Flags and counts for CLIENT LIST. */
+  describe(): { flags: string; sub: number; ssub: number; multi: number } {
+    let flags = '';
+    if (this.state & STATE_TX) flags += 'x';
+    if (this.state & STATE_PUBSUB) flags += 'P';
+    if (this.state & STATE_MONITOR) flags += 'O';
+    if (this.dedicated !== null && this.state === 0) flags += 'b';
+    return { flags: flags || 'N', sub: this.channelCount, ssub: this.shardChannelCount, multi: this.state & STATE_TX ? 0 : -1 };
   }
 
   onProtocolError(message: string): void {
@@ -193,6 +279,82 @@ export class Session implements RequestHandler, SlotOwner {
       if (Number.isInteger(db)) this.txSelectDb = db;
     }
     return this.sendToMaster(req, 0);
+  }
+
+  /**
+   * In Pub/Sub or MONITOR mode every command goes to the dedicated connection and Redis
+   * answers it (including its own error for commands not allowed in that mode); only QUIT
+   * and RESET are the proxy's.
+   */
+  private dispatchInStream(req: RequestView, cmd: CommandInfo | undefined): boolean {
+    const name = cmd?.name;
+    if (name === 'quit' || name === 'reset') {
+      this.endStream(true);
+      LOCAL_COMMANDS.get(cmd!)!(this, req);
+      return true;
+    }
+    this.dedicated!.write(req.raw());
+    return true;
+  }
+
+  /** SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE, MONITOR: the dedicated connection's output is streamed to the client from now on. */
+  private startStream(req: RequestView, state: number): boolean {
+    const conn = this.dedicated;
+    if (conn === null) {
+      if (this.masterOwed === 0 && !this.acquiring) this.acquireDedicated();
+      return false;
+    }
+    this.state |= state;
+    this.streamSlot = this.newSlot(0);
+    conn.passthrough = this;
+    conn.write(req.raw());
+    return true;
+  }
+
+  onPassthrough(buf: Buffer, start: number, end: number): void {
+    if (this.closed) return;
+    let ended = false;
+    if (this.state & STATE_PUBSUB) {
+      const c = readConfirmation(buf, start, end);
+      if (c !== null) {
+        if (c.counts === COUNT_CHANNELS) this.channelCount = c.count;
+        else this.shardChannelCount = c.count;
+        ended = c.unsubscribe && this.channelCount === 0 && this.shardChannelCount === 0;
+      }
+    }
+    const reply = buf.subarray(start, end);
+    if (this.streamSlot === this.head) this.write(reply);
+    else this.streamBacklog.push(reply);
+    if (ended) this.endStream(false);
+  }
+
+  onPassthroughClosed(reason: string): void {
+    // Like a Redis server going away: the client reconnects and subscribes again.
+    this.close(`stream connection lost: ${reason}`);
+  }
+
+  /**
+   * Leaves Pub/Sub or MONITOR mode. `discard` closes the dedicated connection (QUIT,
+   * RESET); otherwise (the last UNSUBSCRIBE) it is released when nothing else holds it.
+   */
+  private endStream(discard: boolean): void {
+    const slot = this.streamSlot;
+    if (slot === null) return;
+    this.streamSlot = null;
+    this.state &= ~STATE_STREAM;
+    this.channelCount = this.shardChannelCount = 0;
+    const conn = this.dedicated;
+    if (conn !== null) {
+      conn.passthrough = null;
+      if (discard || this.state === 0) {
+        this.dedicated = null;
+        this.masterConn = null;
+        this.ctx.master.release(conn, !discard && this.state === 0);
+      }
+    }
+    const backlog = this.streamBacklog;
+    this.streamBacklog = [];
+    this.fill(slot, backlog.length === 0 ? EMPTY : Buffer.concat(backlog));
   }
 
   // ---- dispatch ----------------------------------------------------------------------
@@ -291,6 +453,10 @@ export class Session implements RequestHandler, SlotOwner {
       return;
     }
     if (flags & SLOT_EXEC) this.execReplied(buf, start);
+    if (flags & SLOT_INFO && buf[start] === 0x24) {
+      this.fill(slot, this.withProxySection(buf, start, end));
+      return;
+    }
     this.fill(slot, start === 0 && end === buf.length ? buf : buf.subarray(start, end));
   }
 
@@ -318,11 +484,20 @@ export class Session implements RequestHandler, SlotOwner {
       const dedicated = this.dedicated;
       if (dedicated !== null && this.state === 0 && dedicated.owedCount === 0) {
         this.dedicated = null;
-        this.ctx.master.release(dedicated, true);
+        this.ctx.master.release(dedicated, !this.dedicatedDirty);
+        this.dedicatedDirty = false;
       }
       this.masterConn = null;
       if (this.parser.isStalled && !this.acquiring) this.resumeParsing();
     }
+  }
+
+  /** INFO's bulk reply with the `# Proxy` section appended. */
+  private withProxySection(buf: Buffer, start: number, end: number): Buffer {
+    const header = buf.indexOf(0x0a, start) + 1;
+    let text = buf.toString('utf8', header, end - 2);
+    text = `${text}${text.length > 0 ? '\r\n' : ''}# Proxy\r\n${this.ctx.proxyInfo()}\r\n`;
+    return encodeBulk(text);
   }
 
   private execReplied(buf: Buffer, start: number): void {
@@ -337,6 +512,10 @@ export class Session implements RequestHandler, SlotOwner {
   // ---- reply slots and output ----------------------------------------------------------
 
   private newSlot(flags: number): ReplySlot {
+    if (this.repliesOff || this.skipNextReply) {
+      flags |= SLOT_SILENT;
+      this.skipNextReply = false;
+    }
     const slot = new ReplySlot(this, flags);
     if (this.tail === null) this.head = slot;
     else this.tail.next = slot;
@@ -351,17 +530,21 @@ export class Session implements RequestHandler, SlotOwner {
       slot.done = true;
       return;
     }
-    this.write(reply);
+    if (!(slot.flags & SLOT_SILENT)) this.write(reply);
     let next = slot.next;
     let written = 1;
     while (next !== null && next.done) {
-      this.write(next.reply!);
+      if (!(next.flags & SLOT_SILENT)) this.write(next.reply!);
       next.reply = null;
       next = next.next;
       written++;
     }
     this.head = next;
     if (next === null) this.tail = null;
+    else if (next === this.streamSlot && this.streamBacklog.length > 0) {
+      for (const b of this.streamBacklog) this.write(b);
+      this.streamBacklog = [];
+    }
     this.inflight -= written;
     if (this.readingPaused) this.updateFlow();
     if (this.closing && next === null) this.endAfterFlush();
@@ -378,6 +561,7 @@ export class Session implements RequestHandler, SlotOwner {
   }
 
   private write(buf: Buffer): void {
+    if (buf.length === 0) return;
     this.output.push(buf);
     const limit = this.ctx.config.clientOutputLimit;
     if (limit > 0 && this.output.unsentBytes > limit) {
@@ -452,10 +636,15 @@ export class Session implements RequestHandler, SlotOwner {
     this.db = 0;
     this.name = '';
     this.scanNode = null;
-    if (this.state !== 0 && this.dedicated !== null && this.masterOwed === 0) {
-      const dedicated = this.dedicated;
-      this.dedicated = null;
-      this.ctx.master.release(dedicated, false);
+    this.txSelectDb = -1;
+    if (this.state !== 0 && this.dedicated !== null) {
+      // MULTI or WATCH state lives on that connection: it is closed, not reused.
+      if (this.masterOwed === 0) {
+        this.ctx.master.release(this.dedicated, false);
+        this.dedicated = null;
+      } else {
+        this.dedicatedDirty = true;
+      }
     }
     this.state = 0;
     this.authenticated = this.ctx.config.password === undefined && (this.ctx.config.users ?? []).length === 0;
@@ -463,8 +652,34 @@ export class Session implements RequestHandler, SlotOwner {
   }
 }
 
-/** Slot flag: the reply is EXEC's (the session inspects it). */
-const SLOT_EXEC = 64;
+/** Slot flags of the session's own (ReplySlot leaves bits from 64 up to its owner). */
+const SLOT_EXEC = 64; // EXEC's reply (a SELECT queued in the transaction takes effect)
+const SLOT_SILENT = 128; // the reply is not written (CLIENT REPLY OFF/SKIP, the proxy's own WAIT marker)
+const SLOT_INFO = 256; // INFO's reply gets the # Proxy section
+
+/** The replicated no-op that carries a session's replication offset onto its WAIT connection. */
+const WAIT_MARKER = encodeCommand(['PUBLISH', '__redis-proxy__:wait', '']);
+
+/** INFO with no section, or naming all, everything, default or proxy, shows the proxy's section. */
+function wantsProxySection(req: RequestView): boolean {
+  if (req.argc === 1) return true;
+  for (let i = 1; i < req.argc; i++) {
+    if (req.argIs(i, 'all') || req.argIs(i, 'everything') || req.argIs(i, 'default') || req.argIs(i, 'proxy')) return true;
+  }
+  return false;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Commands that put the session into a streaming mode, and which. */
+const STREAM_STARTERS = new Map([
+  ['subscribe', STATE_PUBSUB],
+  ['psubscribe', STATE_PUBSUB],
+  ['ssubscribe', STATE_PUBSUB],
+  ['monitor', STATE_MONITOR],
+]);
+
+const UNSUBSCRIBES = new Set(['unsubscribe', 'punsubscribe', 'sunsubscribe']);
 
 const SCAN_FAMILY = new Set(['scan', 'sscan', 'hscan', 'zscan']);
 
