@@ -16,6 +16,8 @@ export interface ConnectionOptions {
   port: number;
   /** Database selected right after connecting. */
   db: number;
+  /** RESP version spoken on the connection (3: HELLO 3 right after connecting). */
+  protocol: 2 | 3;
   username?: string;
   password?: string;
   /** ms to establish the connection (TCP + handshake). */
@@ -53,6 +55,8 @@ export class BackendConnection implements ReplySink, SlotOwner {
   readonly socket: net.Socket;
   /** The database this connection has selected. */
   db: number;
+  /** The RESP version it speaks. */
+  protocol: 2 | 3;
   ready = false;
   closed = false;
   /** When set, every reply goes here instead of to slots. */
@@ -69,6 +73,7 @@ export class BackendConnection implements ReplySink, SlotOwner {
     private readonly events: ConnectionEvents,
   ) {
     this.db = options.db;
+    this.protocol = options.protocol;
     const socket = net.connect({ host: options.host, port: options.port });
     this.socket = socket;
     this.output = new BatchedOutput(socket);
@@ -81,7 +86,10 @@ export class BackendConnection implements ReplySink, SlotOwner {
     socket.on('close', () => this.teardown('connection closed', true));
     // The handshake: its replies come first; the connection is ready after the last one.
     const handshake: string[][] = [];
-    if (options.password !== undefined) {
+    if (options.protocol === 3) {
+      const auth = options.password !== undefined ? ['AUTH', options.username ?? 'default', options.password] : [];
+      handshake.push(['HELLO', '3', ...auth]);
+    } else if (options.password !== undefined) {
       handshake.push(options.username !== undefined ? ['AUTH', options.username, options.password] : ['AUTH', options.password]);
     }
     if (options.db !== 0) handshake.push(['SELECT', String(options.db)]);
@@ -119,6 +127,13 @@ export class BackendConnection implements ReplySink, SlotOwner {
     if (db === this.db) return;
     this.db = db;
     this.send(new ReplySlot(this, SLOT_INTERNAL), encodeCommand(['SELECT', String(db)]));
+  }
+
+  /** Switches the RESP version (a HELLO queued before whatever comes next). */
+  setProtocol(protocol: 2 | 3): void {
+    if (protocol === this.protocol) return;
+    this.protocol = protocol;
+    this.send(new ReplySlot(this, SLOT_INTERNAL), encodeCommand(['HELLO', String(protocol)]));
   }
 
   /** Queues a request whose reply is not wanted by anyone but the passthrough sink (SUBSCRIBE in Pub/Sub mode). */
@@ -182,7 +197,7 @@ export class BackendConnection implements ReplySink, SlotOwner {
   // Replies to the proxy's own requests (handshake, SELECT): an error makes the connection unusable.
   onSlotReply(_slot: ReplySlot, buf: Buffer, start: number, end: number): void {
     if (buf[start] === 0x2d) {
-      this.destroy(`refused ${this.ready ? 'SELECT' : 'the handshake'}: ${buf.toString('latin1', start + 1, end - 2)}`);
+      this.destroy(`refused ${this.ready ? 'SELECT or HELLO' : 'the handshake'}: ${buf.toString('latin1', start + 1, end - 2)}`);
       return;
     }
     if (this.handshakeLeft > 0 && --this.handshakeLeft === 0) {

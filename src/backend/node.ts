@@ -50,7 +50,8 @@ export class Node implements ConnectionEvents {
   serverVersion = '';
   /** Seconds since the master heard from this replica (`lag=` in the master's INFO); -1 unknown. */
   lag = -1;
-  private readonly shared: Array<BackendConnection[] | undefined> = [];
+  /** Shared connections by RESP version (index 0: RESP2, 1: RESP3), then by database. */
+  private readonly shared: [Array<BackendConnection[] | undefined>, Array<BackendConnection[] | undefined>] = [[], []];
   private rr = 0;
   private readonly pool: Pool<BackendConnection>;
   private readonly control: ControlClient;
@@ -71,7 +72,7 @@ export class Node implements ConnectionEvents {
     this.pool = genericPool.createPool<BackendConnection>(
       {
         create: async () => {
-          const conn = this.open(0);
+          const conn = this.open(0, 2);
           await conn.whenReady();
           return conn;
         },
@@ -103,31 +104,33 @@ export class Node implements ConnectionEvents {
   }
 
   /**
-   * A shared connection for database `db`: round-robin over the node's shared
-   * connections for that database, opened on first use and replaced when closed.
+   * A shared connection for database `db` speaking RESP `protocol`: round-robin over the
+   * node's shared connections for that pair, opened on first use and replaced when closed.
    */
-  sharedConnection(db: number): BackendConnection {
-    let conns = this.shared[db];
+  sharedConnection(db: number, protocol: 2 | 3): BackendConnection {
+    const byDb = this.shared[protocol - 2]!;
+    let conns = byDb[db];
     if (conns === undefined) {
       conns = [];
-      this.shared[db] = conns;
+      byDb[db] = conns;
     }
     const n = this.options.sharedConnections;
     const i = n === 1 ? 0 : this.rr++ % n;
     let conn = conns[i];
     if (conn === undefined || conn.closed) {
-      conn = this.open(db);
+      conn = this.open(db, protocol);
       conns[i] = conn;
     }
     return conn;
   }
 
   /**
-   * Leases a dedicated connection on database `db` from the pool.
+   * Leases a dedicated connection from the pool, switched to database `db` and RESP `protocol`.
    * @throws Error when none can be had within the connect timeout (pool exhausted or node down).
    */
-  async acquire(db: number): Promise<BackendConnection> {
+  async acquire(db: number, protocol: 2 | 3): Promise<BackendConnection> {
     const conn = await this.pool.acquire();
+    conn.setProtocol(protocol);
     conn.select(db);
     return conn;
   }
@@ -174,11 +177,9 @@ export class Node implements ConnectionEvents {
    * Dedicated connections are exempt: they carry blocking commands.
    */
   expireShared(now: number, timeoutMs: number): void {
-    for (const conns of this.shared) {
-      for (const conn of conns ?? []) {
-        const sentAt = conn.oldestSentAt;
-        if (sentAt > 0 && now - sentAt > timeoutMs) conn.destroy(`command timed out after ${timeoutMs} ms`);
-      }
+    for (const conn of this.sharedConnections()) {
+      const sentAt = conn.oldestSentAt;
+      if (sentAt > 0 && now - sentAt > timeoutMs) conn.destroy(`command timed out after ${timeoutMs} ms`);
     }
   }
 
@@ -191,7 +192,7 @@ export class Node implements ConnectionEvents {
   async close(): Promise<void> {
     this.closing = true;
     this.control.close();
-    for (const conns of this.shared) for (const c of conns ?? []) c.destroy('proxy shutting down');
+    for (const c of this.sharedConnections()) c.destroy('proxy shutting down');
     await this.pool.drain();
     await this.pool.clear();
   }
@@ -217,11 +218,13 @@ export class Node implements ConnectionEvents {
     this.options.onStateChange(this);
   }
 
-  private open(db: number): BackendConnection {
+  private *sharedConnections(): Generator<BackendConnection> {
+    for (const byDb of this.shared) for (const conns of byDb) if (conns !== undefined) yield* conns;
+  }
+
+  private open(db: number, protocol: 2 | 3): BackendConnection {
     const { config, connectTimeout } = this.options;
-    return new BackendConnection(
-      { host: config.host, port: config.port, db, username: config.username, password: config.password, connectTimeout, label: this.label },
-      this,
-    );
+    const { host, port, username, password } = config;
+    return new BackendConnection({ host, port, db, protocol, username, password, connectTimeout, label: this.label }, this);
   }
 }

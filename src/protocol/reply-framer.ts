@@ -66,7 +66,13 @@ export class ReplyFramer {
       // A header line: type byte, text, CRLF.
       let lineStart = pos;
       let line = chunk;
-      const lf = chunk.indexOf(0x0a, pos);
+      let lf = -1;
+      for (let i = pos; i < n; i++) {
+        if (chunk[i] === 0x0a) {
+          lf = i;
+          break;
+        }
+      }
       if (lf === -1) {
         this.lineCarry = this.lineCarry ? Buffer.concat([this.lineCarry, chunk.subarray(pos)]) : chunk.subarray(pos);
         pos = n;

@@ -24,6 +24,9 @@ const INCOMPLETE = -1;
 const FAILED = -2;
 const EMPTY = Buffer.alloc(0);
 
+/** Node's Buffer has latin1Slice (the fast path behind toString('latin1')); its typings do not say so. */
+type LatinBuffer = Buffer & { latin1Slice(start: number, end: number): string };
+
 /**
  * One framed request, valid only during {@link RequestHandler.onRequest}: the parser reuses
  * this object and its offset arrays for the next request. Argument i is
@@ -44,7 +47,7 @@ export class RequestView {
 
   /** Argument i decoded as latin1 (byte-preserving), for names and numbers. */
   argString(i: number): string {
-    return this.buf.toString('latin1', this.starts[i], this.ends[i]);
+    return (this.buf as LatinBuffer).latin1Slice(this.starts[i]!, this.ends[i]!);
   }
 
   /** True when argument i equals `lower` ignoring ASCII case; `lower` must be lowercase ASCII. */
@@ -60,7 +63,8 @@ export class RequestView {
 
   /** The request's bytes as received (no copy). */
   raw(): Buffer {
-    return this.buf.subarray(this.start, this.end);
+    const buf = this.buf;
+    return this.start === 0 && this.end === buf.length ? buf : buf.subarray(this.start, this.end);
   }
 
   /** All arguments as Buffer views. */
@@ -80,6 +84,12 @@ export interface RequestHandler {
   onRequest(request: RequestView): boolean;
   /** The stream is broken; `message` is Redis's text (`Protocol error: ...`). Parsing has stopped for good. */
   onProtocolError(message: string): void;
+}
+
+/** Index of the first CR at or after `from`, or -1. A JS loop: header lines are a few bytes, cheaper than a native call. */
+function findCR(buf: Buffer, from: number, n: number): number {
+  for (let i = from; i < n; i++) if (buf[i] === 0x0d) return i;
+  return -1;
 }
 
 /** Parses `digits` like Redis's string2ll: optional '-', no leading zeros, no '+'; NaN when invalid. */
@@ -207,7 +217,7 @@ export class RequestParser {
 
   private frameMultibulk(buf: Buffer, p: number): number {
     const n = buf.length;
-    let nl = buf.indexOf(0x0d, p + 1);
+    let nl = findCR(buf, p + 1, n);
     if (nl === -1 || nl + 1 >= n) {
       if (n - p > INLINE_MAX_BYTES) return this.fail('too big mbulk count string');
       return this.incomplete(n - p + 1);
@@ -228,7 +238,7 @@ export class RequestParser {
     const ends = view.ends;
     for (let i = 0; i < count; i++) {
       if (q >= n) return this.incomplete(n - p + 1);
-      nl = buf.indexOf(0x0d, q);
+      nl = findCR(buf, q, n);
       if (nl === -1 || nl + 1 >= n) {
         if (n - q > INLINE_MAX_BYTES) return this.fail('too big bulk count string');
         return this.incomplete(n - p + 1);

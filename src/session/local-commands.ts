@@ -5,7 +5,7 @@
  */
 import { lookupCommand, resolveSubcommand, type CommandInfo } from '../commands/index.js';
 import type { RequestView } from '../protocol/request-parser.js';
-import { encodeBulk, encodeInteger, encodeValue, NULL_BULK, OK, PONG, encodeSimple } from '../protocol/resp.js';
+import { encodeBulk, encodeInteger, encodeSimple, encodeValue, OK, PONG, ReplyMap } from '../protocol/resp.js';
 import type { Session } from './session.js';
 import { clientInfo, clientKill, clientList, clientOnOff, clientReply } from './client-command.js';
 
@@ -72,12 +72,13 @@ const auth: LocalCommand = (s, req) => {
 
 const hello: LocalCommand = (s, req) => {
   let i = 1;
+  let protocol = s.protocol;
   if (req.argc >= 2) {
     const text = req.argString(1);
     const proto = /^-?\d+$/.test(text) ? Number(text) : NaN;
     if (!Number.isSafeInteger(proto)) return s.replyError('ERR Protocol version is not an integer or out of range');
     if (proto < 2 || proto > 3) return s.replyError('NOPROTO unsupported protocol version');
-    if (proto === 3) return s.replyError('NOPROTO unsupported protocol version');
+    protocol = proto as 2 | 3;
     i = 2;
   }
   let setName: string | null = null;
@@ -102,17 +103,17 @@ const hello: LocalCommand = (s, req) => {
     if (!validClientName(setName)) return s.replyError('ERR Client names cannot contain spaces, newlines or special characters.');
     s.name = setName;
   }
-  s.reply(
-    encodeValue([
-      'server', 'redis',
-      'version', s.ctx.master.serverVersion,
-      'proto', 2,
-      'id', s.id,
-      'mode', 'standalone',
-      'role', 'master',
-      'modules', [],
-    ]),
-  );
+  s.setProtocol(protocol);
+  const info = new ReplyMap([
+    ['server', 'redis'],
+    ['version', s.ctx.master.serverVersion],
+    ['proto', protocol],
+    ['id', s.id],
+    ['mode', 'standalone'],
+    ['role', 'master'],
+    ['modules', []],
+  ]);
+  s.reply(encodeValue(info, protocol));
 };
 
 function validClientName(name: string): boolean {
@@ -133,7 +134,7 @@ const clientSetname: LocalCommand = (s, req) => {
 
 const clientGetname: LocalCommand = (s, req) => {
   if (req.argc !== 2) return wrongArgs(s, 'client|getname');
-  s.reply(s.name === '' ? NULL_BULK : encodeBulk(s.name));
+  s.reply(encodeBulk(s.name === '' ? null : s.name, s.protocol));
 };
 
 const clientId: LocalCommand = (s, req) => {

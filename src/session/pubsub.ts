@@ -27,11 +27,12 @@ export interface Confirmation {
 }
 
 /**
- * Reads `*3\r\n$<n>\r\n<kind>\r\n<channel>:<count>\r\n` (RESP2). Returns null for anything
- * else (messages, PONG, errors).
+ * Reads `*3\r\n$<n>\r\n<kind>\r\n<channel>:<count>\r\n` (RESP2; `>3` in RESP3). Returns null
+ * for anything else (messages, PONG, errors, other replies).
  */
 export function readConfirmation(buf: Buffer, start: number, end: number): Confirmation | null {
-  if (end - start < 16 || buf[start] !== 0x2a || buf[start + 1] !== 0x33 || buf[start + 4] !== 0x24) return null;
+  const type = buf[start];
+  if (end - start < 16 || (type !== 0x2a && type !== 0x3e) || buf[start + 1] !== 0x33 || buf[start + 4] !== 0x24) return null;
   let i = start + 5;
   let len = 0;
   while (i < end && buf[i] !== 0x0d) len = len * 10 + (buf[i++]! - 0x30);
@@ -48,7 +49,12 @@ export function readConfirmation(buf: Buffer, start: number, end: number): Confi
  * Redis's replies to (P|S)UNSUBSCRIBE from a client with no subscriptions: one
  * confirmation per channel named, or one with a nil channel when none is named.
  */
-export function unsubscribedReplies(kind: string, channels: Buffer[]): Buffer {
-  if (channels.length === 0) return encodeValue([kind, null, 0]);
-  return Buffer.concat(channels.map((c) => encodeValue([kind, c, 0])));
+export function unsubscribedReplies(kind: string, channels: Buffer[], protocol: 2 | 3): Buffer {
+  const one = (channel: Buffer | null): Buffer => {
+    const reply = encodeValue([kind, channel, 0], protocol);
+    if (protocol === 3) reply[0] = 0x3e; // a push, not an array
+    return reply;
+  };
+  if (channels.length === 0) return one(null);
+  return Buffer.concat(channels.map(one));
 }

@@ -32,7 +32,7 @@ import {
 } from '../backend/reply-slot.js';
 import { BatchedOutput } from '../io/batched-output.js';
 import { RequestParser, type RequestHandler, type RequestView } from '../protocol/request-parser.js';
-import { encodeBulk, encodeCommand, encodeError } from '../protocol/resp.js';
+import { encodeBulk, encodeCommand, encodeError, encodeVerbatim } from '../protocol/resp.js';
 import { coarseNow } from '../io/clock.js';
 import type { Router } from '../routing/router.js';
 import { LOCAL_COMMANDS } from './local-commands.js';
@@ -73,6 +73,8 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
   readonly createdAt = Date.now();
   /** Selected database. */
   db = 0;
+  /** RESP version the client chose with HELLO. */
+  protocol: 2 | 3 = 2;
   /** CLIENT SETNAME. */
   name = '';
   /** CLIENT SETINFO lib-name / lib-ver. */
@@ -191,7 +193,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     if (stream !== undefined) return this.startStream(req, stream);
     if (UNSUBSCRIBES.has(cmd.name)) {
       // Not subscribed: Redis confirms each channel with a count of 0.
-      this.reply(unsubscribedReplies(cmd.name, req.args().slice(1)));
+      this.reply(unsubscribedReplies(cmd.name, req.args().slice(1), this.protocol));
       return true;
     }
     switch (cmd.name) {
@@ -363,8 +365,10 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
   private masterConnection(): BackendConnection {
     if (this.dedicated !== null) return this.dedicated;
     const current = this.masterConn;
-    if (this.masterOwed > 0 && current !== null && current.db === this.db && !current.closed) return current;
-    return this.ctx.master.sharedConnection(this.db);
+    if (this.masterOwed > 0 && current !== null && current.db === this.db && current.protocol === this.protocol && !current.closed) {
+      return current;
+    }
+    return this.ctx.master.sharedConnection(this.db, this.protocol);
   }
 
   /** Sends to the master (dedicated connection when the session has one). False: stalled by the ordering barrier. */
@@ -401,7 +405,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
 
   private acquireDedicated(): void {
     this.acquiring = true;
-    this.ctx.master.acquire(this.db).then(
+    this.ctx.master.acquire(this.db, this.protocol).then(
       (conn) => {
         this.acquiring = false;
         if (this.closed) {
@@ -437,7 +441,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     const slot = this.newSlot(SLOT_READ);
     slot.node = node;
     slot.request = req.raw();
-    node.sharedConnection(this.db).send(slot, slot.request);
+    node.sharedConnection(this.db, this.protocol).send(slot, slot.request);
     return true;
   }
 
@@ -453,7 +457,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
       return;
     }
     if (flags & SLOT_EXEC) this.execReplied(buf, start);
-    if (flags & SLOT_INFO && buf[start] === 0x24) {
+    if (flags & SLOT_INFO && (buf[start] === 0x24 || buf[start] === 0x3d)) {
       this.fill(slot, this.withProxySection(buf, start, end));
       return;
     }
@@ -476,7 +480,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
   private resend(slot: ReplySlot, node: Node): void {
     slot.flags = (slot.flags | SLOT_RETRIED) & ~SLOT_MASTER;
     slot.node = node;
-    node.sharedConnection(this.db).send(slot, slot.request!);
+    node.sharedConnection(this.db, this.protocol).send(slot, slot.request!);
   }
 
   private masterReplied(): void {
@@ -492,12 +496,13 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     }
   }
 
-  /** INFO's bulk reply with the `# Proxy` section appended. */
+  /** INFO's reply (a bulk string, or in RESP3 a verbatim `txt:` string) with the `# Proxy` section appended. */
   private withProxySection(buf: Buffer, start: number, end: number): Buffer {
-    const header = buf.indexOf(0x0a, start) + 1;
+    const verbatim = buf[start] === 0x3d;
+    const header = buf.indexOf(0x0a, start) + 1 + (verbatim ? 4 : 0);
     let text = buf.toString('utf8', header, end - 2);
     text = `${text}${text.length > 0 ? '\r\n' : ''}# Proxy\r\n${this.ctx.proxyInfo()}\r\n`;
-    return encodeBulk(text);
+    return verbatim ? encodeVerbatim(text) : encodeBulk(text);
   }
 
   private execReplied(buf: Buffer, start: number): void {
@@ -631,6 +636,12 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     this.dedicated?.select(db);
   }
 
+  /** Switches the session's RESP version (HELLO): its requests go over connections speaking it. */
+  setProtocol(protocol: 2 | 3): void {
+    this.protocol = protocol;
+    this.dedicated?.setProtocol(protocol);
+  }
+
   /** Clears all session state as RESET does. */
   reset(): void {
     this.db = 0;
@@ -647,6 +658,8 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
       }
     }
     this.state = 0;
+    this.setProtocol(2);
+    this.setReplyMode('on');
     this.authenticated = this.ctx.config.password === undefined && (this.ctx.config.users ?? []).length === 0;
     this.parser.authRequired = !this.authenticated;
   }
