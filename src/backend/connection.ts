@@ -95,7 +95,7 @@ export class BackendConnection implements ReplySink, SlotOwner {
     if (options.db !== 0) handshake.push(['SELECT', String(options.db)]);
     if (handshake.length === 0) handshake.push(['PING']);
     this.handshakeLeft = handshake.length;
-    for (const command of handshake) this.send(new ReplySlot(this, SLOT_INTERNAL), encodeCommand(command));
+    for (const command of handshake) this.sendInternal(encodeCommand(command));
   }
 
   /** Replies this connection still owes. */
@@ -114,26 +114,31 @@ export class BackendConnection implements ReplySink, SlotOwner {
     return this.output.unsentBytes;
   }
 
-  /** Queues a request; its reply will fill `slot`. Must not be called once closed. */
-  send(slot: ReplySlot, request: Buffer): void {
+  /** Queues the request `buf[start, end)`; its reply will fill `slot`. Must not be called once closed. */
+  send(slot: ReplySlot, buf: Buffer, start: number, end: number): void {
     slot.conn = this;
     slot.sentAt = coarseNow();
     this.owed.push(slot);
-    this.output.push(request);
+    this.output.pushRange(buf, start, end);
+  }
+
+  /** Queues one of the proxy's own requests (handshake, SELECT, HELLO). */
+  private sendInternal(request: Buffer): void {
+    this.send(new ReplySlot(this, SLOT_INTERNAL), request, 0, request.length);
   }
 
   /** Switches the connection to database `db` (a SELECT queued before whatever comes next). */
   select(db: number): void {
     if (db === this.db) return;
     this.db = db;
-    this.send(new ReplySlot(this, SLOT_INTERNAL), encodeCommand(['SELECT', String(db)]));
+    this.sendInternal(encodeCommand(['SELECT', String(db)]));
   }
 
   /** Switches the RESP version (a HELLO queued before whatever comes next). */
   setProtocol(protocol: 2 | 3): void {
     if (protocol === this.protocol) return;
     this.protocol = protocol;
-    this.send(new ReplySlot(this, SLOT_INTERNAL), encodeCommand(['HELLO', String(protocol)]));
+    this.sendInternal(encodeCommand(['HELLO', String(protocol)]));
   }
 
   /** Queues a request whose reply is not wanted by anyone but the passthrough sink (SUBSCRIBE in Pub/Sub mode). */

@@ -34,8 +34,10 @@ export class ReplySlot {
   /** Where it was sent. */
   conn: BackendConnection | null = null;
   node: Node | null = null;
-  /** The request's bytes, kept for reads so they can be retried elsewhere. */
+  /** The request's bytes, `request[requestStart, requestEnd)`, kept for reads so they can be retried elsewhere. */
   request: Buffer | null = null;
+  requestStart = 0;
+  requestEnd = 0;
 
   constructor(
     readonly owner: SlotOwner,

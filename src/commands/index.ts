@@ -26,6 +26,7 @@ export {
   CMD_ASKING,
   TABLE_REDIS_VERSION,
   lookupCommand,
+  lookupCommandBytes,
   resolveSubcommand,
   learnCommands,
 } from './table.js';

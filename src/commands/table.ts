@@ -190,6 +190,44 @@ export function lookupCommand(name: string): CommandInfo | undefined {
   return byName.get(name) ?? byName.get(name.toLowerCase());
 }
 
+// A small cache from a name's bytes to its entry, so the hot path need not build a string
+// per request: a slot is picked by length and the first and last byte, and hit when the
+// bytes match the entry's name ignoring ASCII case.
+const CACHE_SLOTS = 256;
+const cachedNames: Array<Uint8Array | undefined> = new Array(CACHE_SLOTS);
+const cachedInfos: Array<CommandInfo | undefined> = new Array(CACHE_SLOTS);
+
+function clearLookupCache(): void {
+  cachedNames.fill(undefined);
+  cachedInfos.fill(undefined);
+}
+
+/**
+ * {@link lookupCommand} for a name given as bytes `buf[start, end)` (case-insensitive),
+ * without allocating when the name was seen recently.
+ */
+export function lookupCommandBytes(buf: Uint8Array, start: number, end: number): CommandInfo | undefined {
+  const len = end - start;
+  if (len === 0 || len > 40) return lookupCommand(Buffer.from(buf.buffer, buf.byteOffset + start, len).toString('latin1'));
+  const slot = (len * 31 + (buf[start]! | 0x20) * 7 + (buf[end - 1]! | 0x20)) & (CACHE_SLOTS - 1);
+  const name = cachedNames[slot];
+  if (name !== undefined && name.length === len) {
+    let k = 0;
+    for (; k < len; k++) {
+      const c = buf[start + k]!;
+      const want = name[k]!;
+      if (c !== want && !(c >= 0x41 && c <= 0x5a && (c | 0x20) === want)) break;
+    }
+    if (k === len) return cachedInfos[slot];
+  }
+  const info = lookupCommand(Buffer.from(buf.buffer, buf.byteOffset + start, len).toString('latin1'));
+  if (info !== undefined && info.name.length === len) {
+    cachedNames[slot] = Buffer.from(info.name, 'latin1');
+    cachedInfos[slot] = info;
+  }
+  return info;
+}
+
 /**
  * For a container command (CONFIG, OBJECT, CLIENT, XINFO, MEMORY, ...) the entry of
  * its subcommand, else the command itself. Case-insensitive. A missing `subName`
@@ -294,5 +332,6 @@ export function learnCommands(reply: unknown): number {
       // malformed beyond what decodeEntry checks (e.g. a throwing iterable): skip it
     }
   }
+  if (count > 0) clearLookupCache();
   return count;
 }

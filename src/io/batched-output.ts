@@ -43,13 +43,19 @@ export function scheduleFlush(f: Flushable): void {
 const COALESCE_BYTES = 256 * 1024;
 
 /**
- * Output for one socket: `push` buffers (views are fine: they are written, not kept),
- * one socket write per turn.
+ * Output for one socket: `push` buffers or `pushRange` byte ranges of received buffers
+ * (they are written, not kept), one socket write per turn. Consecutive ranges of the same
+ * buffer (pipelined requests or replies that sit side by side in one received chunk) are
+ * merged, so they cost one view, not one each.
  */
 export class BatchedOutput implements Flushable {
   flushQueued = false;
   private chunks: Buffer[] = [];
   private bytes = 0;
+  /** The range being extended: `rangeBuf[rangeStart, rangeEnd)`. */
+  private rangeBuf: Buffer | null = null;
+  private rangeStart = 0;
+  private rangeEnd = 0;
 
   constructor(private readonly socket: Socket) {}
 
@@ -64,8 +70,23 @@ export class BatchedOutput implements Flushable {
   }
 
   push(buf: Buffer): void {
+    if (this.rangeBuf !== null) this.sealRange();
     this.chunks.push(buf);
     this.bytes += buf.length;
+    scheduleFlush(this);
+  }
+
+  /** Queues `buf[start, end)`. */
+  pushRange(buf: Buffer, start: number, end: number): void {
+    this.bytes += end - start;
+    if (buf === this.rangeBuf && start === this.rangeEnd) {
+      this.rangeEnd = end;
+      return;
+    }
+    if (this.rangeBuf !== null) this.sealRange();
+    this.rangeBuf = buf;
+    this.rangeStart = start;
+    this.rangeEnd = end;
     scheduleFlush(this);
   }
 
@@ -73,9 +94,17 @@ export class BatchedOutput implements Flushable {
   clear(): void {
     this.chunks = [];
     this.bytes = 0;
+    this.rangeBuf = null;
+  }
+
+  private sealRange(): void {
+    const buf = this.rangeBuf!;
+    this.chunks.push(this.rangeStart === 0 && this.rangeEnd === buf.length ? buf : buf.subarray(this.rangeStart, this.rangeEnd));
+    this.rangeBuf = null;
   }
 
   flush(): void {
+    if (this.rangeBuf !== null) this.sealRange();
     const chunks = this.chunks;
     if (chunks.length === 0) return;
     const bytes = this.bytes;

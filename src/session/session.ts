@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import {
   CMD_BLOCKING,
   CMD_READONLY,
-  lookupCommand,
+  lookupCommandBytes,
   resolveSubcommand,
   type CommandInfo,
 } from '../commands/index.js';
@@ -163,7 +163,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
 
   onRequest(req: RequestView): boolean {
     if (this.closing) return true;
-    let cmd = lookupCommand(req.argString(0));
+    let cmd = lookupCommandBytes(req.buf, req.starts[0]!, req.ends[0]!);
     if (cmd !== undefined && cmd.subcommands !== null && req.argc > 1) cmd = resolveSubcommand(cmd, req.argString(1));
     if (cmd !== undefined) this.lastCommand = cmd.name;
     if (this.ctx.denied.size > 0 && this.isDenied(cmd, req)) return true;
@@ -238,7 +238,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     this.masterOwed++;
     const marker = this.newSlot(SLOT_MASTER | SLOT_DEDICATED | SLOT_SILENT);
     marker.node = this.ctx.master;
-    conn.send(marker, WAIT_MARKER);
+    conn.send(marker, WAIT_MARKER, 0, WAIT_MARKER.length);
     return this.sendToMaster(req, 0);
   }
 
@@ -324,9 +324,12 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
         ended = c.unsubscribe && this.channelCount === 0 && this.shardChannelCount === 0;
       }
     }
-    const reply = buf.subarray(start, end);
-    if (this.streamSlot === this.head) this.write(reply);
-    else this.streamBacklog.push(reply);
+    if (this.streamSlot === this.head) {
+      this.output.pushRange(buf, start, end);
+      this.checkOutputLimit();
+    } else {
+      this.streamBacklog.push(buf.subarray(start, end));
+    }
     if (ended) this.endStream(false);
   }
 
@@ -356,7 +359,8 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     }
     const backlog = this.streamBacklog;
     this.streamBacklog = [];
-    this.fill(slot, backlog.length === 0 ? EMPTY : Buffer.concat(backlog));
+    const rest = backlog.length === 0 ? EMPTY : Buffer.concat(backlog);
+    this.fill(slot, rest, 0, rest.length);
   }
 
   // ---- dispatch ----------------------------------------------------------------------
@@ -384,7 +388,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     this.masterOwed++;
     const slot = this.newSlot(flags | SLOT_MASTER | (conn === this.dedicated ? SLOT_DEDICATED : 0));
     slot.node = master;
-    conn.send(slot, req.raw());
+    conn.send(slot, req.buf, req.start, req.end);
     return true;
   }
 
@@ -440,8 +444,10 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     if (node === this.ctx.master) return this.sendToMaster(req, SLOT_READ);
     const slot = this.newSlot(SLOT_READ);
     slot.node = node;
-    slot.request = req.raw();
-    node.sharedConnection(this.db, this.protocol).send(slot, slot.request);
+    slot.request = req.buf;
+    slot.requestStart = req.start;
+    slot.requestEnd = req.end;
+    node.sharedConnection(this.db, this.protocol).send(slot, req.buf, req.start, req.end);
     return true;
   }
 
@@ -458,10 +464,11 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     }
     if (flags & SLOT_EXEC) this.execReplied(buf, start);
     if (flags & SLOT_INFO && (buf[start] === 0x24 || buf[start] === 0x3d)) {
-      this.fill(slot, this.withProxySection(buf, start, end));
+      const reply = this.withProxySection(buf, start, end);
+      this.fill(slot, reply, 0, reply.length);
       return;
     }
-    this.fill(slot, start === 0 && end === buf.length ? buf : buf.subarray(start, end));
+    this.fill(slot, buf, start, end);
   }
 
   onSlotError(slot: ReplySlot, message: string): void {
@@ -474,13 +481,14 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
         return;
       }
     }
-    this.fill(slot, encodeError(message));
+    const reply = encodeError(message);
+    this.fill(slot, reply, 0, reply.length);
   }
 
   private resend(slot: ReplySlot, node: Node): void {
     slot.flags = (slot.flags | SLOT_RETRIED) & ~SLOT_MASTER;
     slot.node = node;
-    node.sharedConnection(this.db, this.protocol).send(slot, slot.request!);
+    node.sharedConnection(this.db, this.protocol).send(slot, slot.request!, slot.requestStart, slot.requestEnd);
   }
 
   private masterReplied(): void {
@@ -529,13 +537,17 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     return slot;
   }
 
-  private fill(slot: ReplySlot, reply: Buffer): void {
+  /** Fills a slot with `buf[start, end)` and writes every leading filled slot to the client. */
+  private fill(slot: ReplySlot, buf: Buffer, start: number, end: number): void {
     if (slot !== this.head) {
-      slot.reply = reply;
+      slot.reply = start === 0 && end === buf.length ? buf : buf.subarray(start, end);
       slot.done = true;
       return;
     }
-    if (!(slot.flags & SLOT_SILENT)) this.write(reply);
+    if (!(slot.flags & SLOT_SILENT) && end > start) {
+      this.output.pushRange(buf, start, end);
+      this.checkOutputLimit();
+    }
     let next = slot.next;
     let written = 1;
     while (next !== null && next.done) {
@@ -557,7 +569,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
 
   /** Answers the current request from the proxy itself, in order. */
   reply(buf: Buffer): void {
-    this.fill(this.newSlot(0), buf);
+    this.fill(this.newSlot(0), buf, 0, buf.length);
   }
 
   /** Answers the current request with an error; `message` carries its prefix (`ERR ...`). */
@@ -568,6 +580,10 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
   private write(buf: Buffer): void {
     if (buf.length === 0) return;
     this.output.push(buf);
+    this.checkOutputLimit();
+  }
+
+  private checkOutputLimit(): void {
     const limit = this.ctx.config.clientOutputLimit;
     if (limit > 0 && this.output.unsentBytes > limit) {
       this.ctx.logger.warn({ session: this.id, client: this.address, limit }, 'client output limit reached, closing');
