@@ -26,7 +26,8 @@ export async function freePort(): Promise<number> {
   });
 }
 
-const openIoredis = new Set<Redis>();
+/** Open clients, by the port they connect to. */
+const openIoredis = new Map<Redis, number>();
 
 /**
  * An ioredis client on 127.0.0.1:`port`. It gives up reconnecting after a few tries (a
@@ -46,13 +47,13 @@ export function ioredisClient(
   }) as Redis & { errors: Error[] };
   client.errors = [];
   client.on('error', (err: Error) => client.errors.push(err));
-  openIoredis.add(client);
+  openIoredis.set(client, port);
   client.once('end', () => openIoredis.delete(client));
   return client;
 }
 
 type NodeRedisClient = ReturnType<typeof createClient>;
-const openNodeRedis = new Set<NodeRedisClient>();
+const openNodeRedis = new Map<NodeRedisClient, number>();
 
 /**
  * A connected node-redis client on 127.0.0.1:`port`, closed at the end of the test file.
@@ -70,22 +71,27 @@ export async function nodeRedisClient(
     /* surfaced through the failing command */
   });
   await client.connect();
-  openNodeRedis.add(client);
+  openNodeRedis.set(client, port);
   return client;
 }
 
-/** Closes every client opened by this module that is still open. */
-export async function closeAllClients(): Promise<void> {
-  for (const client of openIoredis) client.disconnect();
-  openIoredis.clear();
-  for (const client of openNodeRedis) {
+/** Closes the clients opened by this module that are still open (those on `ports`, or all). */
+export async function closeAllClients(ports?: number[]): Promise<void> {
+  const wanted = (port: number) => ports === undefined || ports.includes(port);
+  for (const [client, port] of openIoredis) {
+    if (!wanted(port)) continue;
+    client.disconnect();
+    openIoredis.delete(client);
+  }
+  for (const [client, port] of openNodeRedis) {
+    if (!wanted(port)) continue;
     try {
       client.destroy();
     } catch {
       /* already closed */
     }
+    openNodeRedis.delete(client);
   }
-  openNodeRedis.clear();
 }
 
-t.teardown(closeAllClients);
+t.teardown(() => closeAllClients());

@@ -13,8 +13,8 @@ import { normalizeConfig } from '../../src/config/index.js';
 import type { LogLevel } from '../../src/config/types.js';
 import { startProxy, type Proxy } from '../../src/index.js';
 import { createLogger } from '../../src/log.js';
-import { freePort } from './clients.js';
-import { rawCommand } from './raw.js';
+import { closeAllClients, freePort } from './clients.js';
+import { closeRawConnections, rawCommand } from './raw.js';
 import type { RedisServer } from './redis.js';
 import { sleep, waitFor } from './wait.js';
 
@@ -90,10 +90,16 @@ export async function startTestProxy(
 ): Promise<TestProxy> {
   const config = normalizeConfig(await withFreePorts(raw));
   const proxy = await startProxy(config, createLogger(testLogLevel()));
-  let closing: Promise<void> | undefined;
-  const close = () => (closing ??= proxy.close(2000));
-  scope.teardown(close);
   const ports = proxy.listeners.map((l) => l.port);
+  let closing: Promise<void> | undefined;
+  // The test's clients of this proxy go first, so that close() has no sessions to wait for.
+  const close = () =>
+    (closing ??= (async () => {
+      closeRawConnections(ports);
+      await closeAllClients(ports);
+      await proxy.close(2000);
+    })());
+  scope.teardown(close);
   return { proxy, port: ports[0]!, ports, close };
 }
 
@@ -107,8 +113,10 @@ export interface ProxyProcess {
 }
 
 const cliChildren = new Set<ChildProcess>();
+const cliDirs = new Set<string>();
 process.on('exit', () => {
   for (const child of cliChildren) child.kill('SIGKILL');
+  for (const dir of cliDirs) rmSync(dir, { recursive: true, force: true });
 });
 
 /**
@@ -122,6 +130,7 @@ export async function spawnProxyCli(
   const config = await withFreePorts(raw);
   const ports = rawListeners(config).map((l) => Number(l.listen));
   const dir = mkdtempSync(path.join(os.tmpdir(), 'redis-proxy-cli-'));
+  cliDirs.add(dir);
   const file = path.join(dir, 'config.json');
   writeFileSync(file, JSON.stringify(config, null, 2));
   const child = spawn(process.execPath, [path.join(repoRoot, 'bin/redis-proxy'), file], {
@@ -150,6 +159,7 @@ export async function spawnProxyCli(
       await exit;
     }
     rmSync(dir, { recursive: true, force: true });
+    cliDirs.delete(dir);
   });
   for (const port of ports) {
     await waitFor(

@@ -149,16 +149,21 @@ export interface RawConnection {
   closedPromise: Promise<void>;
 }
 
-const openSockets = new Set<net.Socket>();
-t.teardown(() => {
-  for (const socket of openSockets) socket.destroy();
-});
+const openSockets = new Map<net.Socket, number>();
+
+/** Destroys the raw connections still open (those to `ports`, or all). */
+export function closeRawConnections(ports?: number[]): void {
+  for (const [socket, port] of openSockets) {
+    if (ports === undefined || ports.includes(port)) socket.destroy();
+  }
+}
+t.teardown(() => closeRawConnections());
 
 /** A raw connection kept open (destroyed at the end of the test file at the latest). */
 export function rawConnection(port: number): Promise<RawConnection> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: '127.0.0.1', port });
-    openSockets.add(socket);
+    openSockets.set(socket, port);
     let chunks: Buffer[] = [];
     let size = 0;
     let closed = false;

@@ -47,6 +47,7 @@ export interface StartRedisOptions {
 }
 
 const children = new Set<ChildProcess>();
+const dirs = new Set<string>();
 process.on('exit', () => {
   for (const child of children) {
     try {
@@ -55,6 +56,7 @@ process.on('exit', () => {
       /* already gone */
     }
   }
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
 /** Parses the text of an INFO reply into `field -> value` (sections flattened). */
@@ -90,6 +92,7 @@ function pingOnce(port: number): Promise<boolean> {
 async function spawnOnce(opts: StartRedisOptions): Promise<RedisServer | undefined> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'redis-proxy-test-'));
+  dirs.add(dir);
   const args = [
     '--port', String(port),
     '--bind', '127.0.0.1',
@@ -161,6 +164,7 @@ async function spawnOnce(opts: StartRedisOptions): Promise<RedisServer | undefin
           clearTimeout(killer);
         }
         rmSync(dir, { recursive: true, force: true });
+        dirs.delete(dir);
       })();
       return stopping;
     },

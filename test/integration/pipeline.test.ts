@@ -62,7 +62,8 @@ t.test('a 10,000-command ioredis pipeline of SET/GET/INCR: replies in order, val
 });
 
 t.test('10,000 node-redis commands issued at once (auto-pipelined): replies in order', async (t) => {
-  const client = await nodeRedisClient(port);
+  // RESP2: this file is about ordering; RESP3 (node-redis's default) is client-libs.test.ts's.
+  const client = await nodeRedisClient(port, { RESP: 2 });
   const N = 10_000;
   const promises: Promise<unknown>[] = [];
   for (let i = 0; i < N; i++) {

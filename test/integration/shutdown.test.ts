@@ -85,3 +85,19 @@ t.test('SIGTERM with nothing in flight exits 0 promptly and closes idle clients'
   await idle.closedPromise;
   t.pass('the idle client\'s connection was closed');
 });
+
+t.test('an idle subscribed client does not hold up shutdown', async (t) => {
+  // A subscriber waits for messages indefinitely: it has no reply in flight, so SIGTERM
+  // should not wait the whole shutdownTimeout for it.
+  const cli = await spawnProxyCli({ shutdownTimeout: 5000, listeners: [listenerFor(master)] }, { t });
+  const [port] = cli.ports as [number];
+  const subscriber = await rawConnection(port);
+  const [subscribed] = await subscriber.send(encodeCommand('SUBSCRIBE', 'sd:news'));
+  t.match(subscribed!.toString(), /subscribe/, 'subscribed');
+  cli.kill('SIGTERM');
+  const { ms, value: code } = await timed(cli.exit);
+  t.equal(code, 0, 'exit code 0');
+  t.ok(ms < 2500, `exited in ${Math.round(ms)} ms (shutdownTimeout is 5000)`);
+  await subscriber.closedPromise;
+  t.pass('the subscriber\'s connection was closed');
+});
