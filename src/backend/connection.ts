@@ -24,6 +24,8 @@ export interface ConnectionOptions {
   connectTimeout: number;
   /** Label for errors, e.g. `master 10.0.0.1:6379`. */
   label: string;
+  /** Ask the node for this connection's CLIENT ID during the handshake (dedicated connections: CLIENT TRACKING REDIRECT targets). */
+  wantClientId?: boolean;
 }
 
 /** What a connection tells its node. */
@@ -59,8 +61,10 @@ export class BackendConnection implements ReplySink, SlotOwner {
   protocol: 2 | 3;
   ready = false;
   closed = false;
-  /** When set, every reply goes here instead of to slots. */
+  /** When set, replies no slot waits for, and RESP3 pushes, go here. */
   passthrough: PassthroughSink | null = null;
+  /** The node's id for this connection (CLIENT ID), or -1 when not asked. */
+  clientId = -1;
   private readonly framer = new ReplyFramer(this);
   private readonly owed = new Denque<ReplySlot>();
   private readonly output: BatchedOutput;
@@ -93,6 +97,7 @@ export class BackendConnection implements ReplySink, SlotOwner {
       handshake.push(options.username !== undefined ? ['AUTH', options.username, options.password] : ['AUTH', options.password]);
     }
     if (options.db !== 0) handshake.push(['SELECT', String(options.db)]);
+    if (options.wantClientId === true) handshake.push(['CLIENT', 'ID']);
     if (handshake.length === 0) handshake.push(['PING']);
     this.handshakeLeft = handshake.length;
     for (const command of handshake) this.sendInternal(encodeCommand(command));
@@ -114,8 +119,16 @@ export class BackendConnection implements ReplySink, SlotOwner {
     return this.output.unsentBytes;
   }
 
-  /** Queues the request `buf[start, end)`; its reply will fill `slot`. Must not be called once closed. */
+  /**
+   * Queues the request `buf[start, end)`; its reply will fill `slot`. On a closed connection
+   * the slot gets its error in a microtask (never re-entrantly).
+   */
   send(slot: ReplySlot, buf: Buffer, start: number, end: number): void {
+    if (this.closed) {
+      const message = `ERR redis-proxy: ${this.options.label} ${this.closeReason}`;
+      queueMicrotask(() => slot.owner.onSlotError(slot, message));
+      return;
+    }
     slot.conn = this;
     slot.sentAt = coarseNow();
     this.owed.push(slot);
@@ -186,6 +199,11 @@ export class BackendConnection implements ReplySink, SlotOwner {
   }
 
   onReply(buf: Buffer, start: number, end: number): void {
+    if (buf[start] === 0x3e && this.passthrough !== null) {
+      // A RESP3 push (Pub/Sub message, tracking invalidation): out of band, not a reply.
+      this.passthrough.onPassthrough(buf, start, end);
+      return;
+    }
     const slot = this.owed.shift();
     if (slot === undefined) {
       if (this.passthrough !== null) this.passthrough.onPassthrough(buf, start, end);
@@ -204,6 +222,9 @@ export class BackendConnection implements ReplySink, SlotOwner {
     if (buf[start] === 0x2d) {
       this.destroy(`refused ${this.ready ? 'SELECT or HELLO' : 'the handshake'}: ${buf.toString('latin1', start + 1, end - 2)}`);
       return;
+    }
+    if (buf[start] === 0x3a && !this.ready && this.options.wantClientId === true) {
+      this.clientId = Number(buf.toString('latin1', start + 1, end - 2));
     }
     if (this.handshakeLeft > 0 && --this.handshakeLeft === 0) {
       this.ready = true;

@@ -72,7 +72,7 @@ export class Node implements ConnectionEvents {
     this.pool = genericPool.createPool<BackendConnection>(
       {
         create: async () => {
-          const conn = this.open(0, 2);
+          const conn = this.open(0, 2, true);
           await conn.whenReady();
           return conn;
         },
@@ -140,7 +140,8 @@ export class Node implements ConnectionEvents {
    * blocked, no Pub/Sub, no replies owed); otherwise it is closed instead of reused.
    */
   release(conn: BackendConnection, clean: boolean): void {
-    if (clean && !conn.closed && conn.owedCount === 0 && conn.passthrough === null) {
+    conn.passthrough = null;
+    if (clean && !conn.closed && conn.owedCount === 0) {
       void this.pool.release(conn);
     } else {
       conn.destroy('released with connection state');
@@ -222,9 +223,10 @@ export class Node implements ConnectionEvents {
     for (const byDb of this.shared) for (const conns of byDb) if (conns !== undefined) yield* conns;
   }
 
-  private open(db: number, protocol: 2 | 3): BackendConnection {
+  private open(db: number, protocol: 2 | 3, wantClientId = false): BackendConnection {
     const { config, connectTimeout } = this.options;
     const { host, port, username, password } = config;
-    return new BackendConnection({ host, port, db, protocol, username, password, connectTimeout, label: this.label }, this);
+    const options = { host, port, db, protocol, username, password, connectTimeout, label: this.label, wantClientId };
+    return new BackendConnection(options, this);
   }
 }

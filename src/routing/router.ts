@@ -71,6 +71,21 @@ export class Router {
   }
 
   /**
+   * For read-your-writes: the next node in the rotation whose replication offset has
+   * reached `offset` (a master offset taken after the session's last write); the master
+   * when none has (or when the policy is `replica` and none has: correctness first).
+   */
+  readNodeAtLeast(offset: number): Node {
+    const rotation = this.rotation;
+    for (let i = 0; i < rotation.length; i++) {
+      const node = rotation[this.next]!;
+      if (++this.next >= rotation.length) this.next = 0;
+      if (node === this.master || node.health.replOffset >= offset) return node;
+    }
+    return this.master;
+  }
+
+  /**
    * The node for the next read, or null when the policy allows none (`replica` with no
    * healthy replica). `avoid` (a node that just failed) is skipped when another will do.
    */

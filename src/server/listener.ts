@@ -20,6 +20,9 @@ export class Listener implements SessionContext {
   readonly sessions = new Set<Session>();
   readonly logger: Logger;
   databases = 16;
+  /** The master's replication offset at its last health check, and the coarse ms that check was sent. */
+  masterOffset = 0;
+  masterOffsetAt = 0;
   readonly denied: ReadonlySet<string>;
   /** The port actually listened on. */
   port = 0;
@@ -148,7 +151,12 @@ export class Listener implements SessionContext {
     if (this.checking) return;
     this.checking = true;
     try {
+      const askedAt = coarseNow();
       const masterInfo = await this.master.checkHealth();
+      if (masterInfo !== null) {
+        this.masterOffset = this.master.health.replOffset;
+        this.masterOffsetAt = askedAt;
+      }
       const lags = new Map<string, number>();
       for (const [key, value] of masterInfo ?? []) {
         if (!/^slave\d+$/.test(key)) continue;

@@ -54,6 +54,9 @@ export interface SessionContext {
   onSessionClosed(session: Session): void;
   /** The `# Proxy` section added to INFO (lines without the header, CRLF-separated). */
   proxyInfo(): string;
+  /** The master's replication offset at its last health check, and the coarse ms that check was sent (read-your-writes). */
+  readonly masterOffset: number;
+  readonly masterOffsetAt: number;
   /** Sends a command to every replica too (SCRIPT LOAD, SCRIPT FLUSH: Redis does not replicate them). */
   sendToReplicas(args: Buffer[]): void;
 }
@@ -63,6 +66,7 @@ export const STATE_TX = 1; // between MULTI and EXEC/DISCARD
 export const STATE_WATCH = 2; // WATCH held
 export const STATE_PUBSUB = 4; // subscribed to channels, patterns or shard channels
 export const STATE_MONITOR = 8; // MONITOR
+export const STATE_TRACKING = 16; // CLIENT TRACKING on
 /** States in which the dedicated connection's output is streamed to the client (not one reply per request). */
 const STATE_STREAM = STATE_PUBSUB | STATE_MONITOR;
 
@@ -107,6 +111,8 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
   private dedicatedDirty = false;
   /** Database a SELECT queued inside MULTI switches to when EXEC succeeds (-1: none). */
   private txSelectDb = -1;
+  /** Coarse ms of the session's last write, for read-your-writes (0: none). */
+  private lastWriteAt = 0;
   /** Node a SCAN-family iteration runs on (cursors are only valid there). */
   private scanNode: Node | null = null;
   /** In Pub/Sub or MONITOR mode: the slot the stream's output goes through, and what waits behind earlier replies. */
@@ -205,6 +211,8 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
         return this.sendToMaster(req, 0);
       case 'wait':
         return this.sendWait(req);
+      case 'client|tracking':
+        return this.sendTracking(req);
     }
     if (cmd.name === 'multi' || cmd.name === 'watch') return this.sendDedicated(req, cmd.name === 'multi' ? STATE_TX : STATE_WATCH);
     if (cmd.name === 'unwatch' && this.state & STATE_WATCH) {
@@ -240,6 +248,60 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     marker.node = this.ctx.master;
     conn.send(marker, WAIT_MARKER, 0, WAIT_MARKER.length);
     return this.sendToMaster(req, 0);
+  }
+
+  /**
+   * CLIENT TRACKING runs on a dedicated connection that then serves all of the session's
+   * commands (the server tracks the keys read on that connection). REDIRECT names a proxy
+   * session; it is resolved to that session's own dedicated connection (the one it
+   * subscribed to `__redis__:invalidate` on). Source: https://redis.io/docs/latest/commands/client-tracking/
+   */
+  private sendTracking(req: RequestView): boolean {
+    if (req.argc < 3) {
+      this.replyError(`ERR wrong number of arguments for 'client|tracking' command`);
+      return true;
+    }
+    const on = req.argIs(2, 'on');
+    if (!on) {
+      if (this.dedicated === null) return this.sendToMaster(req, 0);
+      this.state &= ~STATE_TRACKING;
+      return this.sendToMaster(req, 0);
+    }
+    let bytes: Buffer | null = null;
+    for (let i = 3; i < req.argc - 1; i++) {
+      if (!req.argIs(i, 'redirect')) continue;
+      const id = Number(req.argString(i + 1));
+      const target = [...this.ctx.sessions].find((x) => x.id === id);
+      if (target === undefined) {
+        this.replyError('ERR The client ID you want redirect to does not exist');
+        return true;
+      }
+      const backendId = target.dedicatedClientId;
+      if (backendId < 0) {
+        this.replyError(
+          'ERR redis-proxy: the REDIRECT target session has no connection of its own yet; it must SUBSCRIBE to __redis__:invalidate first',
+        );
+        return true;
+      }
+      const args = req.args();
+      args[i + 1] = Buffer.from(String(backendId));
+      bytes = encodeCommand(args);
+    }
+    if (this.dedicated === null) return this.sendDedicated(req, 0);
+    this.state |= STATE_TRACKING;
+    this.dedicated.passthrough = this;
+    if (bytes === null) return this.sendToMaster(req, 0);
+    this.masterConn = this.dedicated;
+    this.masterOwed++;
+    const slot = this.newSlot(SLOT_MASTER | SLOT_DEDICATED);
+    slot.node = this.ctx.master;
+    this.dedicated.send(slot, bytes, 0, bytes.length);
+    return true;
+  }
+
+  /** The node's id of this session's dedicated connection, or -1. */
+  get dedicatedClientId(): number {
+    return this.dedicated?.clientId ?? -1;
   }
 
   /** CLIENT REPLY: `off` drops every reply until `on`; `skip` drops the next command's reply. */
@@ -315,6 +377,11 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
 
   onPassthrough(buf: Buffer, start: number, end: number): void {
     if (this.closed) return;
+    if (!(this.state & STATE_STREAM)) {
+      // A tracking invalidation push: out of band, written between replies.
+      this.output.pushRange(buf, start, end);
+      return;
+    }
     let ended = false;
     if (this.state & STATE_PUBSUB) {
       const c = readConfirmation(buf, start, end);
@@ -334,6 +401,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
   }
 
   onPassthroughClosed(reason: string): void {
+    if (!(this.state & STATE_STREAM)) return;
     // Like a Redis server going away: the client reconnects and subscribes again.
     this.close(`stream connection lost: ${reason}`);
   }
@@ -367,7 +435,14 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
 
   /** The master connection a master-bound request of this session uses now. */
   private masterConnection(): BackendConnection {
-    if (this.dedicated !== null) return this.dedicated;
+    const dedicated = this.dedicated;
+    if (dedicated !== null) {
+      if (!dedicated.closed) return dedicated;
+      // Lost with the state it held (MULTI, WATCH, tracking), as when a Redis connection drops.
+      this.dedicated = null;
+      this.state &= ~(STATE_TX | STATE_WATCH | STATE_TRACKING);
+      this.ctx.master.release(dedicated, false);
+    }
     const current = this.masterConn;
     if (this.masterOwed > 0 && current !== null && current.db === this.db && current.protocol === this.protocol && !current.closed) {
       return current;
@@ -386,6 +461,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     if (conn !== this.masterConn && this.masterOwed > 0) return false;
     this.masterConn = conn;
     this.masterOwed++;
+    if (!(flags & SLOT_READ) && this.ctx.config.readYourWrites) this.lastWriteAt = coarseNow();
     const slot = this.newSlot(flags | SLOT_MASTER | (conn === this.dedicated ? SLOT_DEDICATED : 0));
     slot.node = master;
     conn.send(slot, req.buf, req.start, req.end);
@@ -434,6 +510,9 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     if (SCAN_FAMILY.has(cmd.name)) {
       if (this.scanNode === null || !this.scanNode.reachable) this.scanNode = router.readNode();
       node = this.scanNode;
+    } else if (this.lastWriteAt > 0) {
+      // Read-your-writes: only a replica known to have the master's offset from after the write.
+      node = this.ctx.masterOffsetAt > this.lastWriteAt ? router.readNodeAtLeast(this.ctx.masterOffset) : this.ctx.master;
     } else {
       node = router.readNode();
     }
@@ -616,6 +695,8 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
 
   /** Stops reading; the connection closes once every earlier reply has been written. */
   closeAfterReplies(): void {
+    // A Pub/Sub or MONITOR stream has no last reply: it ends here.
+    this.endStream(true);
     this.closing = true;
     this.parser.close();
     this.updateFlow();
