@@ -88,8 +88,17 @@ export async function startTestProxy(
   raw: unknown,
   { t: scope = t }: { t?: Pick<typeof t, 'teardown'> } = {},
 ): Promise<TestProxy> {
-  const config = normalizeConfig(await withFreePorts(raw));
-  const proxy = await startProxy(config, createLogger(testLogLevel()));
+  let proxy: Proxy | undefined;
+  for (let attempt = 1; proxy === undefined; attempt++) {
+    const config = normalizeConfig(await withFreePorts(raw));
+    try {
+      proxy = await startProxy(config, createLogger(testLogLevel()));
+    } catch (err) {
+      // Another process took a port between freePort() and listen(): try other ports.
+      const inUse = /EADDRINUSE/.test(String((err as { code?: string }).code ?? (err as Error).message));
+      if (!inUse || attempt >= 3) throw err;
+    }
+  }
   const ports = proxy.listeners.map((l) => l.port);
   let closing: Promise<void> | undefined;
   // The test's clients of this proxy go first, so that close() has no sessions to wait for.
