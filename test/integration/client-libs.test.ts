@@ -13,7 +13,8 @@ import { waitForReplicaReads } from '../helpers/stats.js';
 
 const set = await startReplicaSet({ replicas: 2 });
 const { port } = await startTestProxy([listenerFor(set.master, set.replicas)]);
-await waitForReplicaReads(set.replicas, () => ioredisClient(port).get('lib:warm'));
+const warm = ioredisClient(port);
+await waitForReplicaReads(set.replicas, () => warm.get('lib:warm'));
 
 for (const protocol of [3, 2] as const) {
   t.test(`ioredis (RESP${protocol}): strings, hashes, lists, sets, sorted sets`, async (t) => {

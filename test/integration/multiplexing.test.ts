@@ -15,7 +15,8 @@ const [replica] = set.replicas as [typeof set.replicas[0]];
 await master.client().set('mx:shared', 'S');
 await set.sync();
 const { port } = await startTestProxy([listenerFor(master, [replica])]);
-await waitForReplicaReads([replica], () => ioredisClient(port).get('mx:shared'));
+const warm = ioredisClient(port);
+await waitForReplicaReads([replica], () => warm.get('mx:shared'));
 
 const connectedClients = async (server: typeof master) =>
   Number((await server.info('clients')).connected_clients);

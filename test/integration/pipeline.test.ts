@@ -20,7 +20,8 @@ await set.master.client().mset(...preload);
 await set.sync();
 
 const { port } = await startTestProxy([listenerFor(set.master, set.replicas)]);
-await waitForReplicaReads(set.replicas, () => ioredisClient(port).get('pre:0'));
+const warm = ioredisClient(port);
+await waitForReplicaReads(set.replicas, () => warm.get('pre:0'));
 
 /** The i-th command of the mixed workload and the reply it must get. */
 function mixed(i: number, prefix: string): { cmd: string; args: string[]; expect: string | number } {

@@ -17,7 +17,8 @@ const run = promisify(execFile);
 const set = await startReplicaSet({ replicas: 1 });
 const { master } = set;
 const { port } = await startTestProxy([listenerFor(master, set.replicas)]);
-await waitForReplicaReads(set.replicas, () => ioredisClient(port).get('warmup'));
+const warm = ioredisClient(port);
+await waitForReplicaReads(set.replicas, () => warm.get('warmup'));
 
 t.test('inline commands', async (t) => {
   t.equal((await rawCommand(port, 'PING\r\n')).text, '+PONG\r\n', 'inline PING');

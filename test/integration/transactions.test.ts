@@ -15,7 +15,8 @@ const all = [master, ...set.replicas];
 await master.client().set('tx:pre', 'P');
 await set.sync();
 const { port } = await startTestProxy([listenerFor(master, set.replicas)]);
-await waitForReplicaReads(set.replicas, () => ioredisClient(port).get('tx:pre'));
+const warm = ioredisClient(port);
+await waitForReplicaReads(set.replicas, () => warm.get('tx:pre'));
 
 const lines = (replies: Buffer[]) => replies.map((r) => r.toString('latin1'));
 
