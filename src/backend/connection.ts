@@ -60,6 +60,8 @@ export class BackendConnection implements ReplySink, SlotOwner {
   /** The RESP version it speaks. */
   protocol: 2 | 3;
   ready = false;
+  /** The handshake succeeded at some point (a later close is a lost connection, not a failed connect). */
+  wasReady = false;
   closed = false;
   /** When set, replies no slot waits for, and RESP3 pushes, go here. */
   passthrough: PassthroughSink | null = null;
@@ -228,6 +230,7 @@ export class BackendConnection implements ReplySink, SlotOwner {
     }
     if (this.handshakeLeft > 0 && --this.handshakeLeft === 0) {
       this.ready = true;
+      this.wasReady = true;
       this.socket.setTimeout(0);
       this.events.onReady(this);
       for (const w of this.readyWaiters.splice(0)) w.resolve();

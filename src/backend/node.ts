@@ -23,6 +23,8 @@ export interface NodeOptions {
   logger: Logger;
   /** Called when the node goes down or comes back. */
   onStateChange(node: Node): void;
+  /** Called when an established connection to the node closed unexpectedly: check the node now. */
+  onConnectionLost(node: Node): void;
 }
 
 /** What the last health check of a node found. */
@@ -203,10 +205,14 @@ export class Node implements ConnectionEvents {
     this.setReachable(true, '');
   }
 
-  onClosed(_conn: BackendConnection, reason: string, failed: boolean): void {
-    // A connection the network or the node ended: the node is presumed down until a
-    // health check or a new connection says otherwise, so reads go elsewhere at once.
-    if (failed && !this.closing) this.setReachable(false, reason);
+  onClosed(conn: BackendConnection, reason: string, failed: boolean): void {
+    if (!failed || this.closing) return;
+    // A connection that could not be established: the node is presumed down until a health
+    // check or a new connection says otherwise, so reads go elsewhere and writes fail fast.
+    // An established one that closed (the node died, or its `timeout` or CLIENT KILL ended
+    // it) calls for a health check now rather than a verdict.
+    if (!conn.wasReady) this.setReachable(false, reason);
+    else this.options.onConnectionLost(this);
   }
 
   private setReachable(reachable: boolean, error: string): void {

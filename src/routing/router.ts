@@ -7,12 +7,21 @@ import type { ReadPolicy } from '../config/types.js';
 import type { Node } from '../backend/node.js';
 
 /**
- * A replica serves reads when it answered its last health check, is linked to its master,
- * is not loading, and lags at most `maxLagSeconds` (when the master reports its lag).
+ * A replica serves reads when it answered its last health check, is not loading, lags at
+ * most `maxLagSeconds` (when the master reports its lag) and is linked to its master. The
+ * link counts only while the master is reachable: with the master down every replica has
+ * lost its link, and stale reads beat no reads (writes fail meanwhile).
  */
-export function replicaServesReads(node: Node, maxLagSeconds: number): boolean {
+export function replicaServesReads(node: Node, maxLagSeconds: number, masterReachable: boolean): boolean {
   const h = node.health;
-  return h.reachable && h.linkUp && !h.loading && h.role === 'slave' && node.weight > 0 && (node.lag < 0 || node.lag <= maxLagSeconds);
+  return (
+    h.reachable &&
+    (h.linkUp || !masterReachable) &&
+    !h.loading &&
+    h.role === 'slave' &&
+    node.weight > 0 &&
+    (node.lag < 0 || node.lag <= maxLagSeconds)
+  );
 }
 
 /**
@@ -59,7 +68,7 @@ export class Router {
 
   /** Replicas in the read rotation now. */
   get healthyReplicas(): Node[] {
-    return this.replicas.filter((r) => replicaServesReads(r, this.maxLagSeconds));
+    return this.replicas.filter((r) => replicaServesReads(r, this.maxLagSeconds, this.master.reachable));
   }
 
   /** Recomputes the rotation from the nodes' health; call after any health change. */

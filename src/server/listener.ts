@@ -48,6 +48,7 @@ export class Listener implements SessionContext {
         connectTimeout: config.connectTimeout,
         logger: this.logger,
         onStateChange: () => this.router.rebuild(),
+        onConnectionLost: () => void this.checkHealth(),
       });
     this.master = node('master', config.master);
     this.replicas = config.replicas.map((r) => node('replica', r));

@@ -16,7 +16,7 @@ export function clientInfoLine(s: Session): string {
     `id=${s.id} addr=${s.address} laddr=${local} fd=-1 name=${s.name} age=${Math.floor((now - s.createdAt) / 1000)} ` +
     `idle=${Math.floor((now - s.lastActive) / 1000)} flags=${info.flags} db=${s.db} sub=${info.sub} psub=0 ssub=${info.ssub} ` +
     `multi=${info.multi} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 ` +
-    `events=r cmd=${s.lastCommand} user=${s.user} redir=-1 resp=2 lib-name=${s.libName} lib-ver=${s.libVersion}`
+    `events=r cmd=${s.lastCommand} user=${s.user} redir=-1 resp=${s.protocol} lib-name=${s.libName} lib-ver=${s.libVersion}`
   );
 }
 

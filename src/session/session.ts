@@ -14,7 +14,9 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import {
   CMD_BLOCKING,
+  CMD_NO_AUTH,
   CMD_READONLY,
+  CMD_WRITE,
   lookupCommandBytes,
   resolveSubcommand,
   type CommandInfo,
@@ -111,6 +113,14 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
   private dedicatedDirty = false;
   /** Database a SELECT queued inside MULTI switches to when EXEC succeeds (-1: none). */
   private txSelectDb = -1;
+  /** The same, for an EXEC sent and not yet answered (-1: none, or a later SELECT overrides it). */
+  private execSelectDb = -1;
+  /** A command of the transaction was refused by the proxy (denyCommands): EXEC aborts it. */
+  private txRejected = false;
+  /** Commands queued in the transaction (CLIENT LIST multi=). */
+  txQueued = 0;
+  /** Writes sent and not yet answered (read-your-writes reads go to the master meanwhile). */
+  private writesInFlight = 0;
   /** Coarse ms of the session's last write, for read-your-writes (0: none). */
   private lastWriteAt = 0;
   /** Node a SCAN-family iteration runs on (cursors are only valid there). */
@@ -172,21 +182,29 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     let cmd = lookupCommandBytes(req.buf, req.starts[0]!, req.ends[0]!);
     if (cmd !== undefined && cmd.subcommands !== null && req.argc > 1) cmd = resolveSubcommand(cmd, req.argString(1));
     if (cmd !== undefined) this.lastCommand = cmd.name;
-    if (this.ctx.denied.size > 0 && this.isDenied(cmd, req)) return true;
-
     if (this.acquireError !== '') {
       // The dedicated connection this request waited for could not be had.
       this.replyError(this.acquireError);
       this.acquireError = '';
       return true;
     }
-    if (!this.authenticated && (cmd === undefined || !LOCAL_COMMANDS.has(cmd))) {
+    // Before AUTH only the commands Redis flags no_auth (AUTH, HELLO, QUIT, RESET) run.
+    if (!this.authenticated && (cmd === undefined || !(cmd.flags & CMD_NO_AUTH))) {
       this.replyError('NOAUTH Authentication required.');
+      return true;
+    }
+    if (this.dedicated !== null && this.dedicated.closed && !this.dedicatedLost()) return true;
+    if (this.ctx.denied.size > 0 && this.isDenied(cmd, req)) {
+      // Like a command Redis rejects inside MULTI: the transaction is then aborted at EXEC.
+      if (this.state & STATE_TX) this.txRejected = true;
       return true;
     }
     if (this.state & STATE_STREAM) return this.dispatchInStream(req, cmd);
     if (this.state & STATE_TX) return this.dispatchInTransaction(req, cmd);
-    if (cmd === undefined) return this.sendToMaster(req, 0);
+    if (cmd === undefined) {
+      if (req.argIs(0, 'waitaof')) return this.sendWait(req);
+      return this.sendToMaster(req, SLOT_WRITE);
+    }
 
     const local = LOCAL_COMMANDS.get(cmd);
     if (local !== undefined) {
@@ -210,6 +228,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
         this.ctx.sendToReplicas(req.args());
         return this.sendToMaster(req, 0);
       case 'wait':
+      case 'waitaof':
         return this.sendWait(req);
       case 'client|tracking':
         return this.sendTracking(req);
@@ -219,8 +238,28 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
       this.state &= ~STATE_WATCH;
       return this.sendToMaster(req, 0);
     }
-    if (flags & CMD_READONLY && this.dedicated === null) return this.sendRead(req, cmd);
-    return this.sendToMaster(req, 0);
+    if (flags & CMD_READONLY) {
+      if (this.dedicated === null) return this.sendRead(req, cmd);
+      return this.sendToMaster(req, 0);
+    }
+    return this.sendToMaster(req, flags & CMD_WRITE || SCRIPT_CALLS.has(cmd.name) ? SLOT_WRITE : 0);
+  }
+
+  /**
+   * The dedicated connection closed under the session. Holding MULTI, WATCH or tracking
+   * state, the session closes after the replies it is owed (as a client of a Redis that
+   * dropped it would see); otherwise the connection is just forgotten.
+   * @returns true when the session goes on.
+   */
+  private dedicatedLost(): boolean {
+    const dedicated = this.dedicated!;
+    this.dedicated = null;
+    this.ctx.master.release(dedicated, false);
+    if (this.state & (STATE_TX | STATE_WATCH | STATE_TRACKING)) {
+      this.closeAfterReplies();
+      return false;
+    }
+    return true;
   }
 
   private isDenied(cmd: CommandInfo | undefined, req: RequestView): boolean {
@@ -290,10 +329,10 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     if (this.dedicated === null) return this.sendDedicated(req, 0);
     this.state |= STATE_TRACKING;
     this.dedicated.passthrough = this;
-    if (bytes === null) return this.sendToMaster(req, 0);
+    if (bytes === null) return this.sendToMaster(req, SLOT_TRACKING);
     this.masterConn = this.dedicated;
     this.masterOwed++;
-    const slot = this.newSlot(SLOT_MASTER | SLOT_DEDICATED);
+    const slot = this.newSlot(SLOT_MASTER | SLOT_DEDICATED | SLOT_TRACKING);
     slot.node = this.ctx.master;
     this.dedicated.send(slot, bytes, 0, bytes.length);
     return true;
@@ -316,8 +355,9 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     if (this.state & STATE_TX) flags += 'x';
     if (this.state & STATE_PUBSUB) flags += 'P';
     if (this.state & STATE_MONITOR) flags += 'O';
+    if (this.state & STATE_TRACKING) flags += 't';
     if (this.dedicated !== null && this.state === 0) flags += 'b';
-    return { flags: flags || 'N', sub: this.channelCount, ssub: this.shardChannelCount, multi: this.state & STATE_TX ? 0 : -1 };
+    return { flags: flags || 'N', sub: this.channelCount, ssub: this.shardChannelCount, multi: this.state & STATE_TX ? this.txQueued : -1 };
   }
 
   onProtocolError(message: string): void {
@@ -335,14 +375,43 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     }
     if (name === 'exec' || name === 'discard') {
       this.state &= ~(STATE_TX | STATE_WATCH);
-      if (name === 'discard') this.txSelectDb = -1;
-      return this.sendToMaster(req, name === 'exec' ? SLOT_EXEC : 0);
+      this.txQueued = 0;
+      const rejected = this.txRejected;
+      this.txRejected = false;
+      if (name === 'discard' || rejected) {
+        this.txSelectDb = -1;
+        if (rejected) {
+          // Redis discards a transaction in which a command was refused.
+          this.sendInternal(DISCARD);
+          this.replyError('EXECABORT Transaction discarded because of previous errors.');
+          return true;
+        }
+        return this.sendToMaster(req, 0);
+      }
+      if (this.txSelectDb >= 0 && this.dedicated !== null) {
+        // Until EXEC's reply, which database the connection is on is not known.
+        this.execSelectDb = this.txSelectDb;
+        this.dedicated.db = -1;
+      }
+      this.txSelectDb = -1;
+      return this.sendToMaster(req, SLOT_EXEC | SLOT_WRITE);
     }
     if (name === 'select' && req.argc === 2) {
       const db = Number(req.argString(1));
       if (Number.isInteger(db)) this.txSelectDb = db;
     }
+    this.txQueued++;
     return this.sendToMaster(req, 0);
+  }
+
+  /** Sends one of the proxy's own commands on the session's master connection; its reply is not shown. */
+  private sendInternal(request: Buffer): void {
+    const conn = this.masterConnection();
+    this.masterConn = conn;
+    this.masterOwed++;
+    const slot = this.newSlot(SLOT_MASTER | SLOT_SILENT | (conn === this.dedicated ? SLOT_DEDICATED : 0));
+    slot.node = this.ctx.master;
+    conn.send(slot, request, 0, request.length);
   }
 
   /**
@@ -436,13 +505,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
   /** The master connection a master-bound request of this session uses now. */
   private masterConnection(): BackendConnection {
     const dedicated = this.dedicated;
-    if (dedicated !== null) {
-      if (!dedicated.closed) return dedicated;
-      // Lost with the state it held (MULTI, WATCH, tracking), as when a Redis connection drops.
-      this.dedicated = null;
-      this.state &= ~(STATE_TX | STATE_WATCH | STATE_TRACKING);
-      this.ctx.master.release(dedicated, false);
-    }
+    if (dedicated !== null) return dedicated;
     const current = this.masterConn;
     if (this.masterOwed > 0 && current !== null && current.db === this.db && current.protocol === this.protocol && !current.closed) {
       return current;
@@ -461,7 +524,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     if (conn !== this.masterConn && this.masterOwed > 0) return false;
     this.masterConn = conn;
     this.masterOwed++;
-    if (!(flags & SLOT_READ) && this.ctx.config.readYourWrites) this.lastWriteAt = coarseNow();
+    if (flags & SLOT_WRITE && this.ctx.config.readYourWrites) this.writesInFlight++;
     const slot = this.newSlot(flags | SLOT_MASTER | (conn === this.dedicated ? SLOT_DEDICATED : 0));
     slot.node = master;
     conn.send(slot, req.buf, req.start, req.end);
@@ -510,6 +573,8 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     if (SCAN_FAMILY.has(cmd.name)) {
       if (this.scanNode === null || !this.scanNode.reachable) this.scanNode = router.readNode();
       node = this.scanNode;
+    } else if (this.writesInFlight > 0) {
+      node = this.ctx.master;
     } else if (this.lastWriteAt > 0) {
       // Read-your-writes: only a replica known to have the master's offset from after the write.
       node = this.ctx.masterOffsetAt > this.lastWriteAt ? router.readNodeAtLeast(this.ctx.masterOffset) : this.ctx.master;
@@ -535,6 +600,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
   onSlotReply(slot: ReplySlot, buf: Buffer, start: number, end: number): void {
     const flags = slot.flags;
     if (flags & SLOT_MASTER) this.masterReplied();
+    if (flags & SLOT_WRITE && this.ctx.config.readYourWrites) this.writeReplied();
     if (this.closed) return;
     if (flags & SLOT_READ && buf[start] === 0x2d && slot.node !== this.ctx.master && retryOnMaster(buf, start)) {
       // LOADING, MASTERDOWN, READONLY, NOSCRIPT from a replica: the master answers instead.
@@ -542,6 +608,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
       return;
     }
     if (flags & SLOT_EXEC) this.execReplied(buf, start);
+    if (flags & SLOT_TRACKING && buf[start] === 0x2d) this.state &= ~STATE_TRACKING; // Redis refused it
     if (flags & SLOT_INFO && (buf[start] === 0x24 || buf[start] === 0x3d)) {
       const reply = this.withProxySection(buf, start, end);
       this.fill(slot, reply, 0, reply.length);
@@ -552,6 +619,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
 
   onSlotError(slot: ReplySlot, message: string): void {
     if (slot.flags & SLOT_MASTER) this.masterReplied();
+    if (slot.flags & SLOT_WRITE && this.ctx.config.readYourWrites) this.writeReplied();
     if (this.closed) return;
     if (slot.flags & SLOT_READ && !(slot.flags & SLOT_RETRIED) && slot.request !== null) {
       const other = this.ctx.router.readNode(slot.node);
@@ -562,10 +630,11 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     }
     const reply = encodeError(message);
     this.fill(slot, reply, 0, reply.length);
+    if (slot.flags & SLOT_DEDICATED && this.state & (STATE_TX | STATE_WATCH | STATE_TRACKING)) this.closeAfterReplies();
   }
 
   private resend(slot: ReplySlot, node: Node): void {
-    slot.flags = (slot.flags | SLOT_RETRIED) & ~SLOT_MASTER;
+    slot.flags = (slot.flags | SLOT_RETRIED) & ~(SLOT_MASTER | SLOT_WRITE);
     slot.node = node;
     node.sharedConnection(this.db, this.protocol).send(slot, slot.request!, slot.requestStart, slot.requestEnd);
   }
@@ -592,13 +661,19 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     return verbatim ? encodeVerbatim(text) : encodeBulk(text);
   }
 
+  /** A write has been executed: reads may use replicas once a master offset taken after now is known. */
+  private writeReplied(): void {
+    this.writesInFlight--;
+    this.lastWriteAt = coarseNow();
+  }
+
   private execReplied(buf: Buffer, start: number): void {
+    const db = this.execSelectDb;
+    this.execSelectDb = -1;
     // EXEC ran the queued SELECT only when it returned an array (not nil, not an error).
-    if (this.txSelectDb >= 0 && buf[start] === 0x2a && buf[start + 1] !== 0x2d) {
-      this.db = this.txSelectDb;
-      if (this.dedicated !== null) this.dedicated.db = this.txSelectDb;
-    }
-    this.txSelectDb = -1;
+    if (db < 0 || buf[start] !== 0x2a || buf[start + 1] === 0x2d) return;
+    this.db = db;
+    if (this.dedicated !== null && this.dedicated.db === -1) this.dedicated.db = db;
   }
 
   // ---- reply slots and output ----------------------------------------------------------
@@ -730,6 +805,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
   /** Switches the session's database (every connection it uses from now on). */
   selectDb(db: number): void {
     this.db = db;
+    this.execSelectDb = -1; // this SELECT comes after any EXEC in flight
     this.dedicated?.select(db);
   }
 
@@ -745,6 +821,9 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     this.name = '';
     this.scanNode = null;
     this.txSelectDb = -1;
+    this.execSelectDb = -1;
+    this.txRejected = false;
+    this.txQueued = 0;
     if (this.state !== 0 && this.dedicated !== null) {
       // MULTI or WATCH state lives on that connection: it is closed, not reused.
       if (this.masterOwed === 0) {
@@ -766,6 +845,13 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
 const SLOT_EXEC = 64; // EXEC's reply (a SELECT queued in the transaction takes effect)
 const SLOT_SILENT = 128; // the reply is not written (CLIENT REPLY OFF/SKIP, the proxy's own WAIT marker)
 const SLOT_INFO = 256; // INFO's reply gets the # Proxy section
+const SLOT_WRITE = 512; // a write (read-your-writes waits for it)
+const SLOT_TRACKING = 1024; // CLIENT TRACKING ON (an error reply means tracking is off)
+
+/** Script and function calls: not flagged write in Redis 7, but they may write. */
+const SCRIPT_CALLS = new Set(['eval', 'evalsha', 'fcall']);
+
+const DISCARD = encodeCommand(['DISCARD']);
 
 /** The replicated no-op that carries a session's replication offset onto its WAIT connection. */
 const WAIT_MARKER = encodeCommand(['PUBLISH', '__redis-proxy__:wait', '']);
