@@ -47,7 +47,11 @@ export class Listener implements SessionContext {
         maxDedicated: config.maxDedicatedConnections,
         connectTimeout: config.connectTimeout,
         logger: this.logger,
-        onStateChange: () => this.router.rebuild(),
+        onStateChange: (n) => {
+          this.router.rebuild();
+          // A master that comes back (or was down at start) may know commands the table lacks.
+          if (n === this.master && n.reachable && this.port !== 0) void this.learnFromMaster();
+        },
         onConnectionLost: () => void this.checkHealth(),
       });
     this.master = node('master', config.master);
@@ -192,17 +196,15 @@ export class Listener implements SessionContext {
       // CONFIG may be renamed or denied by ACL: Redis's default of 16 is assumed.
     }
     try {
-      const modules = (await this.master.call('MODULE', 'LIST')) as unknown[];
-      if (Array.isArray(modules) && modules.length > 0) {
-        const names = (await this.master.call('COMMAND', 'LIST')) as string[];
-        const unknown = names.filter((n) => lookupCommand(n) === undefined);
-        if (unknown.length > 0) {
-          const learned = learnCommands(await this.master.call('COMMAND', 'INFO', ...unknown));
-          this.logger.info({ learned }, 'learned module commands from the master');
-        }
+      // Module commands (JSON.GET, FT.SEARCH) and commands of a Redis newer than the table.
+      const names = (await this.master.call('COMMAND', 'LIST')) as string[];
+      const unknown = names.filter((n) => lookupCommand(n) === undefined);
+      if (unknown.length > 0) {
+        const learned = learnCommands(await this.master.call('COMMAND', 'INFO', ...unknown));
+        this.logger.info({ learned, commands: unknown.slice(0, 20) }, 'learned commands from the master');
       }
     } catch {
-      // No module support or not reachable now: the static table is used.
+      // Not reachable now, or COMMAND denied by ACL: the static table is used.
     }
   }
 }
