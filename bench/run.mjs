@@ -151,7 +151,10 @@ async function startProxy(tmp, port, masterPort, replicaPort, proxyBin) {
   };
   const conf = path.join(tmp, 'redis-proxy.json');
   fs.writeFileSync(conf, JSON.stringify(config, null, 2));
-  const child = start('redis-proxy', process.execPath, [proxyBin ?? path.join(ROOT, 'bin', 'redis-proxy'), conf], {
+  // The launcher is run as users run it (its shebang carries the proxy's Node flags);
+  // a --proxy-bin script is run with node.
+  const [cmd, args] = proxyBin ? [process.execPath, [proxyBin, conf]] : [path.join(ROOT, 'bin', 'redis-proxy'), [conf]];
+  const child = start('redis-proxy', cmd, args, {
     logFile: path.join(tmp, 'redis-proxy.log'), cwd: ROOT,
   });
   await waitUntil(`redis-proxy on :${port}`, async () => (await command(port, ['PING'])) === 'PONG', { child, timeoutMs: 20000 })
