@@ -15,6 +15,14 @@ function wrongArgs(session: Session, name: string): void {
   session.replyError(`ERR wrong number of arguments for '${name}' command`);
 }
 
+/**
+ * Parses an integer as Redis's string2ll does: optional '-', no leading zeros, no '+',
+ * no '-0'; NaN otherwise.
+ */
+function parseRedisInteger(text: string): number {
+  return /^(0|-?[1-9][0-9]{0,18})$/.test(text) && Number.isSafeInteger(Number(text)) ? Number(text) : NaN;
+}
+
 const WRONGPASS = 'WRONGPASS invalid username-password pair or user is disabled.';
 
 /** Checks credentials against the listener's `password` / `users`; true when they match. */
@@ -48,9 +56,8 @@ const quit: LocalCommand = (s) => {
 
 const select: LocalCommand = (s, req) => {
   if (req.argc !== 2) return wrongArgs(s, 'select');
-  const text = req.argString(1);
-  const db = /^-?\d+$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(db)) return s.replyError('ERR value is not an integer or out of range');
+  const db = parseRedisInteger(req.argString(1));
+  if (Number.isNaN(db)) return s.replyError('ERR value is not an integer or out of range');
   if (db < 0 || db >= s.ctx.databases) return s.replyError('ERR DB index is out of range');
   s.selectDb(db);
   s.reply(OK);
@@ -74,9 +81,8 @@ const hello: LocalCommand = (s, req) => {
   let i = 1;
   let protocol = s.protocol;
   if (req.argc >= 2) {
-    const text = req.argString(1);
-    const proto = /^-?\d+$/.test(text) ? Number(text) : NaN;
-    if (!Number.isSafeInteger(proto)) return s.replyError('ERR Protocol version is not an integer or out of range');
+    const proto = parseRedisInteger(req.argString(1));
+    if (Number.isNaN(proto)) return s.replyError('ERR Protocol version is not an integer or out of range');
     if (proto < 2 || proto > 3) return s.replyError('NOPROTO unsupported protocol version');
     protocol = proto as 2 | 3;
     i = 2;
@@ -96,7 +102,7 @@ const hello: LocalCommand = (s, req) => {
   }
   if (!s.authenticated) {
     return s.replyError(
-      'NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time',
+      'NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time',
     );
   }
   if (setName !== null) {
@@ -165,7 +171,8 @@ const clientWithoutTableEntry: LocalCommand = (s, req) => {
   s.replyError(`ERR unknown subcommand '${req.argString(1).slice(0, 128)}'. Try CLIENT HELP.`);
 };
 
-const reset: LocalCommand = (s) => {
+const reset: LocalCommand = (s, req) => {
+  if (req.argc !== 1) return wrongArgs(s, 'reset');
   s.reset();
   s.reply(encodeSimple('RESET'));
 };

@@ -129,6 +129,9 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
   private streamSlot: ReplySlot | null = null;
   private streamBacklog: Buffer[] = [];
   private channelCount = 0;
+  /** QUIT or RESET in Pub/Sub mode waits for the answer to a PING carrying this marker. */
+  private drainMarker: string | null = null;
+  private drained = false;
   private shardChannelCount = 0;
   /** CLIENT REPLY OFF, and CLIENT REPLY SKIP (for the next command). */
   private repliesOff = false;
@@ -422,6 +425,16 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
   private dispatchInStream(req: RequestView, cmd: CommandInfo | undefined): boolean {
     const name = cmd?.name;
     if (name === 'quit' || name === 'reset') {
+      if (this.state & STATE_PUBSUB && this.drainMarker === null) {
+        // Replies to commands sent before (SUBSCRIBE confirmations) may still be on their
+        // way: a PING with a marker goes behind them, and QUIT/RESET waits for its answer.
+        this.drainMarker = `__redis-proxy__:drain:${this.id}:${++drainCount}`;
+        this.dedicated!.write(encodeCommand(['PING', this.drainMarker]));
+        return false;
+      }
+      if (this.drainMarker !== null && !this.drained) return false;
+      this.drainMarker = null;
+      this.drained = false;
       this.endStream(true);
       LOCAL_COMMANDS.get(cmd!)!(this, req);
       return true;
@@ -449,6 +462,11 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     if (!(this.state & STATE_STREAM)) {
       // A tracking invalidation push: out of band, written between replies.
       this.output.pushRange(buf, start, end);
+      return;
+    }
+    if (this.drainMarker !== null && isPingReply(buf, start, end, this.drainMarker)) {
+      this.drained = true;
+      this.resumeParsing();
       return;
     }
     let ended = false;
@@ -866,6 +884,14 @@ function wantsProxySection(req: RequestView): boolean {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+let drainCount = 0;
+
+/** True when a reply is PING's answer carrying `marker` (RESP2 subscribed `*2 pong marker`, or a bulk). */
+function isPingReply(buf: Buffer, start: number, end: number, marker: string): boolean {
+  const from = end - 2 - marker.length;
+  return from > start && buf.toString('latin1', from, end - 2) === marker;
+}
 
 /** Commands that put the session into a streaming mode, and which. */
 const STREAM_STARTERS = new Map([
