@@ -5,6 +5,7 @@
  * Understands RESP2 and RESP3 types.
  * Source: https://redis.io/docs/latest/develop/reference/protocol-spec/
  */
+import { parseDecimal } from './decimal.js';
 
 /** Receives each complete top-level reply. */
 export interface ReplySink {
@@ -95,7 +96,7 @@ export class ReplyFramer {
       if (kind === 1) {
         complete = this.elementDone();
       } else {
-        const count = parseInteger(line, lineStart + 1, lineEnd);
+        const count = parseDecimal(line, lineStart + 1, lineEnd);
         if (Number.isNaN(count)) {
           this.fail('invalid length in reply stream');
           return;
@@ -172,23 +173,4 @@ export class ReplyFramer {
     this.failed = true;
     this.sink.onFramingError(message);
   }
-}
-
-/** Parses a signed decimal integer from latin1 digits; NaN when empty or not a number. */
-function parseInteger(buf: Buffer, start: number, end: number): number {
-  if (start >= end) return NaN;
-  let i = start;
-  let negative = false;
-  if (buf[i] === 0x2d) {
-    negative = true;
-    i++;
-    if (i === end) return NaN;
-  }
-  let value = 0;
-  for (; i < end; i++) {
-    const d = buf[i]! - 0x30;
-    if (d < 0 || d > 9) return NaN;
-    value = value * 10 + d;
-  }
-  return negative ? -value : value;
 }

@@ -12,6 +12,7 @@
  *
  * Source: https://redis.io/docs/latest/develop/reference/protocol-spec/#sending-commands-to-a-redis-server
  */
+import { parseDecimal } from './decimal.js';
 import { splitInlineArgs } from './inline.js';
 
 /** Longest inline request or count line Redis accepts before the end of line (PROTO_INLINE_MAX_SIZE). */
@@ -92,26 +93,6 @@ function findCR(buf: Buffer, from: number, n: number): number {
   return -1;
 }
 
-/** Parses `digits` like Redis's string2ll: optional '-', no leading zeros, no '+'; NaN when invalid. */
-function parseLength(buf: Buffer, start: number, end: number): number {
-  const len = end - start;
-  if (len < 1 || len > 20) return NaN;
-  let i = start;
-  let negative = false;
-  if (buf[i] === 0x2d) {
-    negative = true;
-    i++;
-    if (i === end) return NaN;
-  }
-  if (buf[i] === 0x30) return end - i === 1 && !negative ? 0 : NaN;
-  let value = 0;
-  for (; i < end; i++) {
-    const d = buf[i]! - 0x30;
-    if (d < 0 || d > 9) return NaN;
-    value = value * 10 + d;
-  }
-  return negative ? -value : value;
-}
 
 /**
  * Incremental request framer for one client connection. Feed it socket chunks in order;
@@ -222,7 +203,7 @@ export class RequestParser {
       if (n - p > INLINE_MAX_BYTES) return this.fail('too big mbulk count string');
       return this.incomplete(n - p + 1);
     }
-    const count = parseLength(buf, p + 1, nl);
+    const count = parseDecimal(buf, p + 1, nl);
     if (Number.isNaN(count) || count > INT_MAX) return this.fail('invalid multibulk length');
     if (count > 10 && this.authRequired) return this.fail('unauthenticated multibulk length');
     let q = nl + 2;
@@ -244,7 +225,7 @@ export class RequestParser {
         return this.incomplete(n - p + 1);
       }
       if (buf[q] !== 0x24) return this.fail(`expected '$', got '${String.fromCharCode(buf[q]!)}'`);
-      const len = parseLength(buf, q + 1, nl);
+      const len = parseDecimal(buf, q + 1, nl);
       if (Number.isNaN(len) || len < 0 || len > MAX_BULK_BYTES) return this.fail('invalid bulk length');
       if (len > 16384 && this.authRequired) return this.fail('unauthenticated bulk length');
       q = nl + 2;
