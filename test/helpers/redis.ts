@@ -42,6 +42,8 @@ export interface StartRedisOptions {
   replicaOf?: number;
   /** Extra redis-server arguments, e.g. `['--maxmemory', '10mb']`. */
   args?: string[];
+  /** Port to use (e.g. to restart a killed server in its place); default: a free one. */
+  port?: number;
   /** Test whose teardown stops the server; default: the whole test file. */
   t?: Pick<typeof t, 'teardown'>;
 }
@@ -90,7 +92,7 @@ function pingOnce(port: number): Promise<boolean> {
 }
 
 async function spawnOnce(opts: StartRedisOptions): Promise<RedisServer | undefined> {
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const dir = mkdtempSync(path.join(os.tmpdir(), 'redis-proxy-test-'));
   dirs.add(dir);
   const args = [
@@ -140,7 +142,8 @@ async function spawnOnce(opts: StartRedisOptions): Promise<RedisServer | undefin
       child.kill('SIGKILL');
       await exitedPromise;
       rmSync(dir, { recursive: true, force: true });
-      if (/Address already in use/.test(output)) return undefined; // lost a port race: retry
+      // Lost a race for a free port: retry with another (a fixed port is not retried).
+      if (/Address already in use/.test(output) && opts.port === undefined) return undefined;
       throw new Error(`redis-server on port ${port} did not start:\n${output}`);
     }
     await sleep(20);
