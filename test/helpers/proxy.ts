@@ -3,7 +3,7 @@
  * in a child process (`spawnProxyCli`, for signals and exit codes). Both are closed when
  * the test file ends.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +16,7 @@ import { createLogger } from '../../src/log.js';
 import { closeAllClients, freePort } from './clients.js';
 import { closeRawConnections, rawCommand } from './raw.js';
 import type { RedisServer } from './redis.js';
+import { forgetDir, spawnGuarded } from './spawn.js';
 import { sleep, waitFor } from './wait.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -121,13 +122,6 @@ export interface ProxyProcess {
   kill(signal?: NodeJS.Signals): void;
 }
 
-const cliChildren = new Set<ChildProcess>();
-const cliDirs = new Set<string>();
-process.on('exit', () => {
-  for (const child of cliChildren) child.kill('SIGKILL');
-  for (const dir of cliDirs) rmSync(dir, { recursive: true, force: true });
-});
-
 /**
  * Runs the built CLI (`node bin/redis-proxy <config.json>`, which needs `npm run build`)
  * with the given raw config in a temp file, and waits until every listener answers PING.
@@ -139,15 +133,13 @@ export async function spawnProxyCli(
   const config = await withFreePorts(raw);
   const ports = rawListeners(config).map((l) => Number(l.listen));
   const dir = mkdtempSync(path.join(os.tmpdir(), 'redis-proxy-cli-'));
-  cliDirs.add(dir);
   const file = path.join(dir, 'config.json');
   writeFileSync(file, JSON.stringify(config, null, 2));
-  const child = spawn(process.execPath, [path.join(repoRoot, 'bin/redis-proxy'), file], {
+  const child = spawnGuarded(process.execPath, [path.join(repoRoot, 'bin/redis-proxy'), file], {
     cwd: repoRoot,
-    detached: false,
+    dir,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  cliChildren.add(child);
   let output = '';
   const keep = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-20000);
@@ -155,10 +147,7 @@ export async function spawnProxyCli(
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
   const exit = new Promise<number | string>((resolve) => {
-    child.once('exit', (code, signal) => {
-      cliChildren.delete(child);
-      resolve(code ?? signal ?? -1);
-    });
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? -1));
   });
   let exited = false;
   void exit.then(() => (exited = true));
@@ -168,7 +157,7 @@ export async function spawnProxyCli(
       await exit;
     }
     rmSync(dir, { recursive: true, force: true });
-    cliDirs.delete(dir);
+    forgetDir(dir);
   });
   for (const port of ports) {
     await waitFor(

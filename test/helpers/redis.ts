@@ -2,9 +2,8 @@
  * Real redis-server processes for the integration tests: one per call, on a free port,
  * in a fresh temporary directory, never persisting anything. Every server started is
  * stopped when the test file ends (tap teardown), and SIGKILLed if the test process
- * exits first.
+ * exits or dies first (see spawn.ts).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -12,6 +11,7 @@ import path from 'node:path';
 import type { Redis } from 'ioredis';
 import t from 'tap';
 import { freePort, ioredisClient } from './clients.js';
+import { forgetDir, spawnGuarded } from './spawn.js';
 import { sleep, waitFor } from './wait.js';
 
 export interface RedisServer {
@@ -48,19 +48,6 @@ export interface StartRedisOptions {
   t?: Pick<typeof t, 'teardown'>;
 }
 
-const children = new Set<ChildProcess>();
-const dirs = new Set<string>();
-process.on('exit', () => {
-  for (const child of children) {
-    try {
-      child.kill('SIGKILL');
-    } catch {
-      /* already gone */
-    }
-  }
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
-
 /** Parses the text of an INFO reply into `field -> value` (sections flattened). */
 export function parseInfo(text: string): Record<string, string> {
   const fields: Record<string, string> = {};
@@ -94,7 +81,6 @@ function pingOnce(port: number): Promise<boolean> {
 async function spawnOnce(opts: StartRedisOptions): Promise<RedisServer | undefined> {
   const port = opts.port ?? (await freePort());
   const dir = mkdtempSync(path.join(os.tmpdir(), 'redis-proxy-test-'));
-  dirs.add(dir);
   const args = [
     '--port', String(port),
     '--bind', '127.0.0.1',
@@ -112,12 +98,7 @@ async function spawnOnce(opts: StartRedisOptions): Promise<RedisServer | undefin
     ...(opts.replicaOf !== undefined ? ['--replicaof', '127.0.0.1', String(opts.replicaOf)] : []),
     ...(opts.args ?? []),
   ];
-  const child = spawn('redis-server', args, {
-    cwd: dir,
-    detached: false,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
+  const child = spawnGuarded('redis-server', args, { cwd: dir, dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const keep = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-8000);
@@ -128,7 +109,6 @@ async function spawnOnce(opts: StartRedisOptions): Promise<RedisServer | undefin
   const exitedPromise = new Promise<void>((resolve) => {
     child.once('exit', () => {
       hasExited = true;
-      children.delete(child);
       resolve();
     });
   });
@@ -142,6 +122,7 @@ async function spawnOnce(opts: StartRedisOptions): Promise<RedisServer | undefin
       child.kill('SIGKILL');
       await exitedPromise;
       rmSync(dir, { recursive: true, force: true });
+      forgetDir(dir);
       // Lost a race for a free port: retry with another (a fixed port is not retried).
       if (/Address already in use/.test(output) && opts.port === undefined) return undefined;
       throw new Error(`redis-server on port ${port} did not start:\n${output}`);
@@ -167,7 +148,7 @@ async function spawnOnce(opts: StartRedisOptions): Promise<RedisServer | undefin
           clearTimeout(killer);
         }
         rmSync(dir, { recursive: true, force: true });
-        dirs.delete(dir);
+        forgetDir(dir);
       })();
       return stopping;
     },

@@ -2,9 +2,14 @@
  * Self-test of the test harness against real redis-server processes: if this file
  * fails, the other integration tests' failures say nothing about the proxy.
  */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import t from 'tap';
-import { startRedis, startReplicaSet } from '../helpers/redis.js';
+import { repoRoot } from '../helpers/proxy.js';
 import { rawCommand } from '../helpers/raw.js';
+import { startRedis, startReplicaSet } from '../helpers/redis.js';
+import { waitFor } from '../helpers/wait.js';
 
 t.test('startReplicaSet: replicas are linked and receive the master\'s writes', async (t) => {
   const set = await startReplicaSet({ replicas: 2, t });
@@ -63,4 +68,39 @@ t.test('rawCommand: inline and RESP requests, byte by byte, protocol errors', as
   const bad = await rawCommand(server.port, '*1\r\n:1\r\n', { untilClosed: true });
   t.match(bad.text, /^-ERR Protocol error/);
   t.ok(bad.closed, 'redis closes the connection after a protocol error');
+});
+
+t.test('a server dies with its test process, even when that is SIGKILLed', async (t) => {
+  // Runs the fixture the way tap runs test files (its TypeScript loader).
+  const loader = path.join(repoRoot, 'node_modules/@tapjs/typescript/dist/esm/import.mjs');
+  const holder = spawn(process.execPath, [`--import=file://${loader}`, path.join(repoRoot, 'test/helpers/fixtures/hold-redis.ts')], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.teardown(() => void holder.kill('SIGKILL'));
+  let out = '';
+  holder.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  holder.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const ready = await waitFor('the fixture to start a server', () => /READY (\d+) (\S+)/.exec(out), {
+    timeoutMs: 20_000,
+    intervalMs: 50,
+  }).catch((err: Error) => {
+    throw new Error(`${err.message}\n${out}`);
+  });
+  const pid = Number(ready[1]);
+  const dir = ready[2]!;
+  const alive = () => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  t.ok(alive(), 'the fixture\'s redis-server runs');
+  holder.kill('SIGKILL');
+  await waitFor('the orphaned redis-server to be killed', () => !alive(), { timeoutMs: 4000, intervalMs: 50 });
+  t.pass('the redis-server is gone');
+  await waitFor('its directory to be removed', () => !existsSync(dir), { timeoutMs: 2000, intervalMs: 50 });
+  t.pass('its temporary directory is gone');
 });
