@@ -29,6 +29,8 @@ export class Listener implements SessionContext {
   private readonly server: net.Server;
   private readonly startedAt = Date.now();
   private healthTimer: NodeJS.Timeout | null = null;
+  private timeoutTimer: NodeJS.Timeout | null = null;
+  private closing = false;
   private checking = false;
   private closedWaiters: Array<() => void> = [];
 
@@ -79,6 +81,12 @@ export class Listener implements SessionContext {
     this.port = (this.server.address() as net.AddressInfo).port;
     this.healthTimer = setInterval(() => void this.checkHealth(), this.config.healthCheckInterval);
     this.healthTimer.unref();
+    const { commandTimeout } = this.config;
+    if (commandTimeout > 0) {
+      // Its own tick, not the health round's: that round waits on a hung node for up to connectTimeout.
+      this.timeoutTimer = setInterval(() => this.expireCommands(), Math.min(Math.max(commandTimeout / 4, 25), 1000));
+      this.timeoutTimer.unref();
+    }
     this.logger.info(
       {
         bind: this.config.bind,
@@ -96,8 +104,10 @@ export class Listener implements SessionContext {
    * then closes every session and backend connection.
    */
   async close(timeoutMs: number): Promise<void> {
+    this.closing = true;
     if (this.healthTimer !== null) clearInterval(this.healthTimer);
-    this.healthTimer = null;
+    if (this.timeoutTimer !== null) clearInterval(this.timeoutTimer);
+    this.healthTimer = this.timeoutTimer = null;
     const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const s of this.sessions) s.closeAfterReplies();
     if (this.sessions.size > 0) {
@@ -143,14 +153,18 @@ export class Listener implements SessionContext {
   }
 
   private accept(socket: net.Socket): void {
+    if (this.closing) {
+      // Accepted just as shutdown began: not served.
+      socket.destroy();
+      return;
+    }
     const session = new Session(socket, this);
     this.sessions.add(session);
   }
 
   /**
    * One health round: the master (its INFO also gives each replica's lag), then the
-   * replicas; then the read rotation is rebuilt. Also fails commands that waited past the
-   * command timeout.
+   * replicas; then the read rotation is rebuilt.
    */
   private async checkHealth(): Promise<void> {
     if (this.checking) return;
@@ -175,7 +189,6 @@ export class Listener implements SessionContext {
         }),
       );
       this.router.rebuild();
-      this.expireCommands();
     } finally {
       this.checking = false;
     }
