@@ -222,7 +222,8 @@ export class BackendConnection implements ReplySink, SlotOwner {
   // Replies to the proxy's own requests (handshake, SELECT): an error makes the connection unusable.
   onSlotReply(_slot: ReplySlot, buf: Buffer, start: number, end: number): void {
     if (buf[start] === 0x2d) {
-      this.destroy(`refused ${this.ready ? 'SELECT or HELLO' : 'the handshake'}: ${buf.toString('latin1', start + 1, end - 2)}`);
+      // A refused handshake (WRONGPASS, NOAUTH) is the node's failure; a refused SELECT or HELLO later is ours.
+      this.teardown(`refused ${this.ready ? 'SELECT or HELLO' : 'the handshake'}: ${buf.toString('latin1', start + 1, end - 2)}`, !this.ready);
       return;
     }
     if (buf[start] === 0x3a && !this.ready && this.options.wantClientId === true) {

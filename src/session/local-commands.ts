@@ -19,7 +19,7 @@ function wrongArgs(session: Session, name: string): void {
  * Parses an integer as Redis's string2ll does: optional '-', no leading zeros, no '+',
  * no '-0'; NaN otherwise.
  */
-function parseRedisInteger(text: string): number {
+export function parseRedisInteger(text: string): number {
   return /^(0|-?[1-9][0-9]{0,18})$/.test(text) && Number.isSafeInteger(Number(text)) ? Number(text) : NaN;
 }
 
@@ -58,6 +58,9 @@ const select: LocalCommand = (s, req) => {
   if (req.argc !== 2) return wrongArgs(s, 'select');
   const db = parseRedisInteger(req.argString(1));
   if (Number.isNaN(db)) return s.replyError('ERR value is not an integer or out of range');
+  if (db < -2147483648 || db > 2147483647) {
+    return s.replyError('ERR value is out of range, value must between -2147483648 and 2147483647');
+  }
   if (db < 0 || db >= s.ctx.databases) return s.replyError('ERR DB index is out of range');
   s.selectDb(db);
   s.reply(OK);

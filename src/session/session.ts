@@ -37,7 +37,7 @@ import { RequestParser, type RequestHandler, type RequestView } from '../protoco
 import { encodeBulk, encodeCommand, encodeError, encodeVerbatim } from '../protocol/resp.js';
 import { coarseNow } from '../io/clock.js';
 import type { Router } from '../routing/router.js';
-import { LOCAL_COMMANDS } from './local-commands.js';
+import { LOCAL_COMMANDS, parseRedisInteger } from './local-commands.js';
 import { COUNT_CHANNELS, readConfirmation, unsubscribedReplies } from './pubsub.js';
 
 /** What a session needs from its listener. */
@@ -132,6 +132,8 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
   /** QUIT or RESET in Pub/Sub mode waits for the answer to a PING carrying this marker. */
   private drainMarker: string | null = null;
   private drained = false;
+  /** Tracking was on before the CLIENT TRACKING ON in flight (a refusal leaves it on). */
+  private trackingWasOn = false;
   private shardChannelCount = 0;
   /** CLIENT REPLY OFF, and CLIENT REPLY SKIP (for the next command). */
   private repliesOff = false;
@@ -215,7 +217,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
       return true;
     }
     const flags = cmd.flags;
-    if (flags & CMD_BLOCKING && isBlockingCall(cmd, req)) return this.sendDedicated(req, 0);
+    if (flags & CMD_BLOCKING && isBlockingCall(cmd, req)) return this.sendDedicated(req, 0, flags & CMD_WRITE ? SLOT_WRITE : 0);
     const stream = STREAM_STARTERS.get(cmd.name);
     if (stream !== undefined) return this.startStream(req, stream);
     if (UNSUBSCRIBES.has(cmd.name)) {
@@ -269,7 +271,9 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     const name = cmd?.name ?? req.argString(0).toLowerCase();
     const bar = name.indexOf('|');
     if (!this.ctx.denied.has(name) && !(bar > 0 && this.ctx.denied.has(name.slice(0, bar)))) return false;
-    this.replyError(`ERR redis-proxy: command '${name}' is denied on listener '${this.ctx.config.name}' (its denyCommands setting)`);
+    const message = `ERR redis-proxy: command '${name}' is denied on listener '${this.ctx.config.name}' (its denyCommands setting)`;
+    if (this.state & STATE_STREAM) this.streamWrite(encodeError(message));
+    else this.replyError(message);
     return true;
   }
 
@@ -330,6 +334,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
       bytes = encodeCommand(args);
     }
     if (this.dedicated === null) return this.sendDedicated(req, 0);
+    this.trackingWasOn = (this.state & STATE_TRACKING) !== 0;
     this.state |= STATE_TRACKING;
     this.dedicated.passthrough = this;
     if (bytes === null) return this.sendToMaster(req, SLOT_TRACKING);
@@ -383,7 +388,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
       this.txRejected = false;
       if (name === 'discard' || rejected) {
         this.txSelectDb = -1;
-        if (rejected) {
+        if (rejected && name === 'exec') {
           // Redis discards a transaction in which a command was refused.
           this.sendInternal(DISCARD);
           this.replyError('EXECABORT Transaction discarded because of previous errors.');
@@ -400,8 +405,9 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
       return this.sendToMaster(req, SLOT_EXEC | SLOT_WRITE);
     }
     if (name === 'select' && req.argc === 2) {
-      const db = Number(req.argString(1));
-      if (Number.isInteger(db)) this.txSelectDb = db;
+      // Only a SELECT that will succeed at EXEC switches the session's database.
+      const db = parseRedisInteger(req.argString(1));
+      if (db >= 0 && db < this.ctx.databases) this.txSelectDb = db;
     }
     this.txQueued++;
     return this.sendToMaster(req, 0);
@@ -478,13 +484,19 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
         ended = c.unsubscribe && this.channelCount === 0 && this.shardChannelCount === 0;
       }
     }
+    this.streamWrite(buf, start, end);
+    // With a QUIT or RESET waiting for the drain, that ends the stream instead.
+    if (ended && this.drainMarker === null) this.endStream(false);
+  }
+
+  /** Writes to the client in stream mode: at once when the stream is at the head of the replies, else behind them. */
+  private streamWrite(buf: Buffer, start = 0, end = buf.length): void {
     if (this.streamSlot === this.head) {
       this.output.pushRange(buf, start, end);
       this.checkOutputLimit();
     } else {
       this.streamBacklog.push(buf.subarray(start, end));
     }
-    if (ended) this.endStream(false);
   }
 
   onPassthroughClosed(reason: string): void {
@@ -553,13 +565,13 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
    * Sends on a dedicated connection, leasing one first if needed; `state` is the
    * STATE_* bit the command starts (0 for a one-shot blocking command).
    */
-  private sendDedicated(req: RequestView, state: number): boolean {
+  private sendDedicated(req: RequestView, state: number, slotFlags = 0): boolean {
     if (this.dedicated === null) {
       if (this.masterOwed > 0 || this.acquiring) return false;
       this.acquireDedicated();
       return false;
     }
-    if (!this.sendToMaster(req, 0)) return false;
+    if (!this.sendToMaster(req, slotFlags)) return false;
     this.state |= state;
     return true;
   }
@@ -626,7 +638,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
       return;
     }
     if (flags & SLOT_EXEC) this.execReplied(buf, start);
-    if (flags & SLOT_TRACKING && buf[start] === 0x2d) this.state &= ~STATE_TRACKING; // Redis refused it
+    if (flags & SLOT_TRACKING && buf[start] === 0x2d && !this.trackingWasOn) this.state &= ~STATE_TRACKING; // Redis refused it
     if (flags & SLOT_INFO && (buf[start] === 0x24 || buf[start] === 0x3d)) {
       const reply = this.withProxySection(buf, start, end);
       this.fill(slot, reply, 0, reply.length);
@@ -887,10 +899,11 @@ const EMPTY = Buffer.alloc(0);
 
 let drainCount = 0;
 
-/** True when a reply is PING's answer carrying `marker` (RESP2 subscribed `*2 pong marker`, or a bulk). */
+/** True when a reply is exactly PING's answer carrying `marker`: RESP2 subscribed `*2 pong marker`, or a bulk string. */
 function isPingReply(buf: Buffer, start: number, end: number, marker: string): boolean {
-  const from = end - 2 - marker.length;
-  return from > start && buf.toString('latin1', from, end - 2) === marker;
+  const bulk = `$${marker.length}\r\n${marker}\r\n`;
+  const text = buf.toString('latin1', start, end);
+  return text === bulk || text === `*2\r\n$4\r\npong\r\n${bulk}`;
 }
 
 /** Commands that put the session into a streaming mode, and which. */
