@@ -39,6 +39,17 @@ import { coarseNow } from '../io/clock.js';
 import type { Router } from '../routing/router.js';
 import { LOCAL_COMMANDS, parseRedisInteger } from './local-commands.js';
 import { COUNT_CHANNELS, readConfirmation, unsubscribedReplies } from './pubsub.js';
+import {
+  isBlockingCall,
+  isPingReply,
+  retryOnMaster,
+  SCAN_FAMILY,
+  SCRIPT_CALLS,
+  SUBSCRIBES,
+  UNSUBSCRIBES,
+  wantsProxySection,
+} from './command-traits.js';
+import { ReplyQueue, SLOT_SILENT } from './reply-queue.js';
 
 /** What a session needs from its listener. */
 export interface SessionContext {
@@ -98,10 +109,8 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
 
   private readonly parser: RequestParser;
   private readonly output: BatchedOutput;
-  private head: ReplySlot | null = null;
-  private tail: ReplySlot | null = null;
-  /** Replies owed to the client (slots not yet written). */
-  private inflight = 0;
+  /** Replies owed to the client, in request order. */
+  private readonly replies: ReplyQueue;
   /** The master connection replies are owed on, and how many. */
   private masterConn: BackendConnection | null = null;
   private masterOwed = 0;
@@ -125,9 +134,6 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
   private lastWriteAt = 0;
   /** Node a SCAN-family iteration runs on (cursors are only valid there). */
   private scanNode: Node | null = null;
-  /** In Pub/Sub or MONITOR mode: the slot the stream's output goes through, and what waits behind earlier replies. */
-  private streamSlot: ReplySlot | null = null;
-  private streamBacklog: Buffer[] = [];
   private channelCount = 0;
   /** QUIT or RESET in Pub/Sub mode waits for the answer to a PING carrying this marker. */
   private drainMarker: string | null = null;
@@ -148,6 +154,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
   ) {
     this.parser = new RequestParser(this);
     this.output = new BatchedOutput(socket);
+    this.replies = new ReplyQueue(this, this.output, () => this.checkOutputLimit());
     const { config } = ctx;
     this.authenticated = config.password === undefined && (config.users === undefined || config.users.length === 0);
     this.parser.authRequired = !this.authenticated;
@@ -155,7 +162,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     if (config.clientIdleTimeout > 0) {
       socket.setTimeout(config.clientIdleTimeout);
       socket.on('timeout', () => {
-        if (this.inflight === 0 && this.dedicated === null) this.close('idle timeout');
+        if (this.replies.empty && this.dedicated === null) this.close('idle timeout');
       });
     }
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -272,7 +279,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     const bar = name.indexOf('|');
     if (!this.ctx.denied.has(name) && !(bar > 0 && this.ctx.denied.has(name.slice(0, bar)))) return false;
     const message = `ERR redis-proxy: command '${name}' is denied on listener '${this.ctx.config.name}' (its denyCommands setting)`;
-    if (this.state & STATE_STREAM) this.streamWrite(encodeError(message));
+    if (this.state & STATE_STREAM) this.replies.stream(encodeError(message));
     else this.replyError(message);
     return true;
   }
@@ -457,7 +464,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
       return false;
     }
     this.state |= state;
-    this.streamSlot = this.newSlot(0);
+    this.replies.openStream();
     conn.passthrough = this;
     conn.write(req.raw());
     return true;
@@ -484,19 +491,9 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
         ended = c.unsubscribe && this.channelCount === 0 && this.shardChannelCount === 0;
       }
     }
-    this.streamWrite(buf, start, end);
+    this.replies.stream(buf, start, end);
     // With a QUIT or RESET waiting for the drain, that ends the stream instead.
     if (ended && this.drainMarker === null) this.endStream(false);
-  }
-
-  /** Writes to the client in stream mode: at once when the stream is at the head of the replies, else behind them. */
-  private streamWrite(buf: Buffer, start = 0, end = buf.length): void {
-    if (this.streamSlot === this.head) {
-      this.output.pushRange(buf, start, end);
-      this.checkOutputLimit();
-    } else {
-      this.streamBacklog.push(buf.subarray(start, end));
-    }
   }
 
   onPassthroughClosed(reason: string): void {
@@ -510,9 +507,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
    * RESET); otherwise (the last UNSUBSCRIBE) it is released when nothing else holds it.
    */
   private endStream(discard: boolean): void {
-    const slot = this.streamSlot;
-    if (slot === null) return;
-    this.streamSlot = null;
+    if (!this.replies.streaming) return;
     this.state &= ~STATE_STREAM;
     this.channelCount = this.shardChannelCount = 0;
     const conn = this.dedicated;
@@ -524,10 +519,8 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
         this.ctx.master.release(conn, !discard && this.state === 0);
       }
     }
-    const backlog = this.streamBacklog;
-    this.streamBacklog = [];
-    const rest = backlog.length === 0 ? EMPTY : Buffer.concat(backlog);
-    this.fill(slot, rest, 0, rest.length);
+    this.replies.closeStream();
+    this.afterWrite();
   }
 
   // ---- dispatch ----------------------------------------------------------------------
@@ -708,47 +701,25 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
 
   // ---- reply slots and output ----------------------------------------------------------
 
+  /** The reply slot of the request being dispatched (silent under CLIENT REPLY OFF or SKIP). */
   private newSlot(flags: number): ReplySlot {
     if (this.repliesOff || this.skipNextReply) {
       flags |= SLOT_SILENT;
       this.skipNextReply = false;
     }
-    const slot = new ReplySlot(this, flags);
-    if (this.tail === null) this.head = slot;
-    else this.tail.next = slot;
-    this.tail = slot;
-    this.inflight++;
-    return slot;
+    return this.replies.push(flags);
   }
 
-  /** Fills a slot with `buf[start, end)` and writes every leading filled slot to the client. */
+  /** Fills a slot with `buf[start, end)`; leading filled slots go to the client. */
   private fill(slot: ReplySlot, buf: Buffer, start: number, end: number): void {
-    if (slot !== this.head) {
-      slot.reply = start === 0 && end === buf.length ? buf : buf.subarray(start, end);
-      slot.done = true;
-      return;
-    }
-    if (!(slot.flags & SLOT_SILENT) && end > start) {
-      this.output.pushRange(buf, start, end);
-      this.checkOutputLimit();
-    }
-    let next = slot.next;
-    let written = 1;
-    while (next !== null && next.done) {
-      if (!(next.flags & SLOT_SILENT)) this.write(next.reply!);
-      next.reply = null;
-      next = next.next;
-      written++;
-    }
-    this.head = next;
-    if (next === null) this.tail = null;
-    else if (next === this.streamSlot && this.streamBacklog.length > 0) {
-      for (const b of this.streamBacklog) this.write(b);
-      this.streamBacklog = [];
-    }
-    this.inflight -= written;
+    this.replies.fill(slot, buf, start, end);
+    this.afterWrite();
+  }
+
+  /** After replies were written: reading may resume, a closing session may end. */
+  private afterWrite(): void {
     if (this.readingPaused) this.updateFlow();
-    if (this.closing && next === null) this.endAfterFlush();
+    if (this.closing && this.replies.empty) this.endAfterFlush();
   }
 
   /** Answers the current request from the proxy itself, in order. */
@@ -759,12 +730,6 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
   /** Answers the current request with an error; `message` carries its prefix (`ERR ...`). */
   replyError(message: string): void {
     this.reply(encodeError(message));
-  }
-
-  private write(buf: Buffer): void {
-    if (buf.length === 0) return;
-    this.output.push(buf);
-    this.checkOutputLimit();
   }
 
   private checkOutputLimit(): void {
@@ -788,7 +753,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     if (this.closed) return;
     const { maxPipeline, clientOutputPause } = this.ctx.config;
     const pause =
-      this.parser.isStalled || this.closing || this.inflight >= maxPipeline || this.output.unsentBytes >= clientOutputPause;
+      this.parser.isStalled || this.closing || this.replies.inflight >= maxPipeline || this.output.unsentBytes >= clientOutputPause;
     if (pause && !this.readingPaused) {
       this.readingPaused = true;
       this.socket.pause();
@@ -805,7 +770,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     this.closing = true;
     this.parser.close();
     this.updateFlow();
-    if (this.head === null) this.endAfterFlush();
+    if (this.replies.empty) this.endAfterFlush();
   }
 
   private endAfterFlush(): void {
@@ -825,7 +790,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
       this.dedicated = null;
       this.ctx.master.release(dedicated, this.state === 0 && dedicated.owedCount === 0);
     }
-    this.head = this.tail = null;
+    this.replies.clear();
     this.ctx.logger.debug({ session: this.id, reason }, 'session closed');
     this.ctx.onSessionClosed(this);
   }
@@ -873,70 +838,19 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
 
 /** Slot flags of the session's own (ReplySlot leaves bits from 64 up to its owner). */
 const SLOT_EXEC = 64; // EXEC's reply (a SELECT queued in the transaction takes effect)
-const SLOT_SILENT = 128; // the reply is not written (CLIENT REPLY OFF/SKIP, the proxy's own WAIT marker)
 const SLOT_INFO = 256; // INFO's reply gets the # Proxy section
 const SLOT_WRITE = 512; // a write (read-your-writes waits for it)
 const SLOT_TRACKING = 1024; // CLIENT TRACKING ON (an error reply means tracking is off)
-
-/** Script and function calls: not flagged write in Redis 7, but they may write. */
-const SCRIPT_CALLS = new Set(['eval', 'evalsha', 'fcall']);
 
 const DISCARD = encodeCommand(['DISCARD']);
 
 /** The replicated no-op that carries a session's replication offset onto its WAIT connection. */
 const WAIT_MARKER = encodeCommand(['PUBLISH', '__redis-proxy__:wait', '']);
 
-/** INFO with no section, or naming all, everything, default or proxy, shows the proxy's section. */
-function wantsProxySection(req: RequestView): boolean {
-  if (req.argc === 1) return true;
-  for (let i = 1; i < req.argc; i++) {
-    if (req.argIs(i, 'all') || req.argIs(i, 'everything') || req.argIs(i, 'default') || req.argIs(i, 'proxy')) return true;
-  }
-  return false;
-}
-
-const EMPTY = Buffer.alloc(0);
-
 let drainCount = 0;
 
-/** True when a reply is exactly PING's answer carrying `marker`: RESP2 subscribed `*2 pong marker`, or a bulk string. */
-function isPingReply(buf: Buffer, start: number, end: number, marker: string): boolean {
-  const bulk = `$${marker.length}\r\n${marker}\r\n`;
-  const text = buf.toString('latin1', start, end);
-  return text === bulk || text === `*2\r\n$4\r\npong\r\n${bulk}`;
-}
-
 /** Commands that put the session into a streaming mode, and which. */
-const STREAM_STARTERS = new Map([
-  ['subscribe', STATE_PUBSUB],
-  ['psubscribe', STATE_PUBSUB],
-  ['ssubscribe', STATE_PUBSUB],
+const STREAM_STARTERS = new Map<string, number>([
+  ...[...SUBSCRIBES].map((name): [string, number] => [name, STATE_PUBSUB]),
   ['monitor', STATE_MONITOR],
 ]);
-
-const UNSUBSCRIBES = new Set(['unsubscribe', 'punsubscribe', 'sunsubscribe']);
-
-const SCAN_FAMILY = new Set(['scan', 'sscan', 'hscan', 'zscan']);
-
-/**
- * True when this call of a blocking-capable command can block: XREAD/XREADGROUP only
- * with BLOCK; WAIT always; the B* commands always.
- */
-function isBlockingCall(cmd: CommandInfo, req: RequestView): boolean {
-  if (cmd.name !== 'xread' && cmd.name !== 'xreadgroup') return true;
-  for (let i = 1; i < req.argc; i++) {
-    if (req.argIs(i, 'block')) return true;
-    if (req.argIs(i, 'streams')) return false;
-  }
-  return false;
-}
-
-const RETRY_ON_MASTER = ['-LOADING', '-MASTERDOWN', '-READONLY', '-NOSCRIPT'];
-
-/** True for replica errors that mean "ask the master instead". */
-function retryOnMaster(buf: Buffer, start: number): boolean {
-  for (const prefix of RETRY_ON_MASTER) {
-    if (buf.toString('latin1', start, start + prefix.length) === prefix) return true;
-  }
-  return false;
-}
