@@ -17,10 +17,13 @@ function wrongArgs(session: Session, name: string): void {
 
 /**
  * Parses an integer as Redis's string2ll does: optional '-', no leading zeros, no '+',
- * no '-0'; NaN otherwise.
+ * no '-0', within 64 bits; NaN otherwise. Beyond 2^53 the number is approximate, which
+ * only the range checks that follow see.
  */
 export function parseRedisInteger(text: string): number {
-  return /^(0|-?[1-9][0-9]{0,18})$/.test(text) && Number.isSafeInteger(Number(text)) ? Number(text) : NaN;
+  if (!/^(0|-?[1-9][0-9]{0,18})$/.test(text)) return NaN;
+  const value = BigInt(text);
+  return value >= -(2n ** 63n) && value < 2n ** 63n ? Number(text) : NaN;
 }
 
 const WRONGPASS = 'WRONGPASS invalid username-password pair or user is disabled.';

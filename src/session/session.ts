@@ -622,6 +622,8 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
 
   onSlotReply(slot: ReplySlot, buf: Buffer, start: number, end: number): void {
     const flags = slot.flags;
+    // Redis refused CLIENT TRACKING ON: back to the state before it (before the release check below).
+    if (flags & SLOT_TRACKING && buf[start] === 0x2d && !this.trackingWasOn) this.state &= ~STATE_TRACKING;
     if (flags & SLOT_MASTER) this.masterReplied();
     if (flags & SLOT_WRITE && this.ctx.config.readYourWrites) this.writeReplied();
     if (this.closed) return;
@@ -631,7 +633,6 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
       return;
     }
     if (flags & SLOT_EXEC) this.execReplied(buf, start);
-    if (flags & SLOT_TRACKING && buf[start] === 0x2d && !this.trackingWasOn) this.state &= ~STATE_TRACKING; // Redis refused it
     if (flags & SLOT_INFO && (buf[start] === 0x24 || buf[start] === 0x3d)) {
       const reply = this.withProxySection(buf, start, end);
       this.fill(slot, reply, 0, reply.length);

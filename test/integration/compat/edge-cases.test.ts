@@ -35,12 +35,16 @@ t.test('QUIT pipelined behind SUBSCRIBE and UNSUBSCRIBE answers like Redis', asy
   t.match(through, /\+OK\r\n«closed»$/);
 });
 
-t.test('SELECT out of the 32-bit range: Redis 7.0 wording', async (t) => {
+t.test('SELECT and HELLO with out-of-range numbers: Redis 7.0 wording', async (t) => {
   await compareSession(t, reference.port, port, [
     ['SELECT', '99999999999'],
     ['SELECT', '99999999999999999999999'],
     ['SELECT', '-1'],
     ['SELECT', '01'],
+    ['SELECT', '1152921504606846976'], // 2^60: within 64 bits, out of 32
+    ['SELECT', '9223372036854775808'], // 2^63: beyond 64 bits
+    ['HELLO', '1152921504606846976'],
+    ['HELLO', '9223372036854775808'],
   ]);
 });
 
@@ -70,6 +74,19 @@ t.test('a command refused by denyCommands aborts EXEC but not DISCARD', async (t
   t.equal(lines[5], '+QUEUED');
   t.equal(lines[6], '-EXECABORT Transaction discarded because of previous errors.', 'EXEC aborts');
   t.equal(lines[7], '$-1', 'nothing of the transaction ran');
+});
+
+t.test('a CLIENT TRACKING ON that Redis refuses does not hold a connection', async (t) => {
+  const conn = await rawConnection(port);
+  t.teardown(() => conn.socket.destroy());
+  // OPTIN with OPTOUT is refused by Redis.
+  conn.socket.write('CLIENT TRACKING on OPTIN OPTOUT\r\n');
+  await conn.waitFor((buf) => buf.toString('latin1').endsWith('\r\n'), 3000);
+  conn.socket.write('CLIENT INFO\r\n');
+  await conn.waitFor((buf) => buf.toString('latin1').includes('flags='), 3000);
+  const text = conn.received().toString('latin1');
+  t.match(text, /^-ERR /, 'Redis refused it');
+  t.match(text, /flags=N /, 'the session holds no dedicated connection and is not tracking');
 });
 
 t.test('a denied command in subscribed mode is answered at once, between messages', async (t) => {
