@@ -127,7 +127,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
   /** A command of the transaction was refused by the proxy (denyCommands): EXEC aborts it. */
   private txRejected = false;
   /** Commands queued in the transaction (CLIENT LIST multi=). */
-  txQueued = 0;
+  private txQueued = 0;
   /** Writes sent and not yet answered (read-your-writes reads go to the master meanwhile). */
   private writesInFlight = 0;
   /** Coarse ms of the session's last write, for read-your-writes (0: none). */
@@ -174,11 +174,6 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
   /** Remote address `ip:port`. */
   get address(): string {
     return `${this.socket.remoteAddress}:${this.socket.remotePort}`;
-  }
-
-  /** True while the session holds a dedicated connection. */
-  get hasDedicated(): boolean {
-    return this.dedicated !== null;
   }
 
   // ---- input -------------------------------------------------------------------------
@@ -244,11 +239,13 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
         return this.sendWait(req);
       case 'client|tracking':
         return this.sendTracking(req);
-    }
-    if (cmd.name === 'multi' || cmd.name === 'watch') return this.sendDedicated(req, cmd.name === 'multi' ? STATE_TX : STATE_WATCH);
-    if (cmd.name === 'unwatch' && this.state & STATE_WATCH) {
-      this.state &= ~STATE_WATCH;
-      return this.sendToMaster(req, 0);
+      case 'multi':
+        return this.sendDedicated(req, STATE_TX);
+      case 'watch':
+        return this.sendDedicated(req, STATE_WATCH);
+      case 'unwatch':
+        this.state &= ~STATE_WATCH;
+        return this.sendToMaster(req, 0);
     }
     if (flags & CMD_READONLY) {
       if (this.dedicated === null) return this.sendRead(req, cmd);
