@@ -69,6 +69,10 @@ export class Listener implements SessionContext {
    */
   async start(): Promise<void> {
     await this.checkHealth();
+    for (const n of [this.master, ...this.replicas]) {
+      if (n.reachable) this.logger.info({ node: n.label, version: n.serverVersion, role: n.health.role }, 'backend connected');
+      else this.logger.warn({ node: n.label, error: n.health.error }, 'backend unreachable at start');
+    }
     await this.learnFromMaster();
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
@@ -211,7 +215,8 @@ export class Listener implements SessionContext {
     try {
       // Module commands (JSON.GET, FT.SEARCH) and commands of a Redis newer than the table.
       const names = (await this.master.call('COMMAND', 'LIST')) as string[];
-      const unknown = names.filter((n) => lookupCommand(n) === undefined);
+      // Subcommands (`xinfo|help`) come with their container's COMMAND INFO.
+      const unknown = names.filter((n) => !n.includes('|') && lookupCommand(n) === undefined);
       if (unknown.length > 0) {
         const learned = learnCommands(await this.master.call('COMMAND', 'INFO', ...unknown));
         this.logger.info({ learned, commands: unknown.slice(0, 20) }, 'learned commands from the master');
