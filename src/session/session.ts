@@ -38,10 +38,9 @@ import { encodeBulk, encodeCommand, encodeError, encodeVerbatim } from '../proto
 import { coarseNow } from '../io/clock.js';
 import type { Router } from '../routing/router.js';
 import { LOCAL_COMMANDS, parseRedisInteger } from './local-commands.js';
-import { COUNT_CHANNELS, readConfirmation, unsubscribedReplies } from './pubsub.js';
+import { Subscriptions, unsubscribedReplies } from './pubsub.js';
 import {
   isBlockingCall,
-  isPingReply,
   retryOnMaster,
   SCAN_FAMILY,
   SCRIPT_CALLS,
@@ -134,13 +133,10 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
   private lastWriteAt = 0;
   /** Node a SCAN-family iteration runs on (cursors are only valid there). */
   private scanNode: Node | null = null;
-  private channelCount = 0;
-  /** QUIT or RESET in Pub/Sub mode waits for the answer to a PING carrying this marker. */
-  private drainMarker: string | null = null;
-  private drained = false;
+  /** Subscription counts and the QUIT/RESET drain, in Pub/Sub mode. */
+  private readonly subscriptions = new Subscriptions();
   /** Tracking was on before the CLIENT TRACKING ON in flight (a refusal leaves it on). */
   private trackingWasOn = false;
-  private shardChannelCount = 0;
   /** CLIENT REPLY OFF, and CLIENT REPLY SKIP (for the next command). */
   private repliesOff = false;
   private skipNextReply = false;
@@ -369,7 +365,8 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     if (this.state & STATE_MONITOR) flags += 'O';
     if (this.state & STATE_TRACKING) flags += 't';
     if (this.dedicated !== null && this.state === 0) flags += 'b';
-    return { flags: flags || 'N', sub: this.channelCount, ssub: this.shardChannelCount, multi: this.state & STATE_TX ? this.txQueued : -1 };
+    const { channels, shardChannels } = this.subscriptions;
+    return { flags: flags || 'N', sub: channels, ssub: shardChannels, multi: this.state & STATE_TX ? this.txQueued : -1 };
   }
 
   onProtocolError(message: string): void {
@@ -435,16 +432,14 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
   private dispatchInStream(req: RequestView, cmd: CommandInfo | undefined): boolean {
     const name = cmd?.name;
     if (name === 'quit' || name === 'reset') {
-      if (this.state & STATE_PUBSUB && this.drainMarker === null) {
+      const subs = this.subscriptions;
+      if (this.state & STATE_PUBSUB && !subs.draining) {
         // Replies to commands sent before (SUBSCRIBE confirmations) may still be on their
         // way: a PING with a marker goes behind them, and QUIT/RESET waits for its answer.
-        this.drainMarker = `__redis-proxy__:drain:${this.id}:${++drainCount}`;
-        this.dedicated!.write(encodeCommand(['PING', this.drainMarker]));
+        this.dedicated!.write(subs.startDrain(this.id));
         return false;
       }
-      if (this.drainMarker !== null && !this.drained) return false;
-      this.drainMarker = null;
-      this.drained = false;
+      if (subs.draining && !subs.isDrained) return false;
       this.endStream(true);
       LOCAL_COMMANDS.get(cmd!)!(this, req);
       return true;
@@ -474,23 +469,15 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
       this.output.pushRange(buf, start, end);
       return;
     }
-    if (this.drainMarker !== null && isPingReply(buf, start, end, this.drainMarker)) {
-      this.drained = true;
+    const subs = this.subscriptions;
+    if (subs.takeDrainReply(buf, start, end)) {
       this.resumeParsing();
       return;
     }
-    let ended = false;
-    if (this.state & STATE_PUBSUB) {
-      const c = readConfirmation(buf, start, end);
-      if (c !== null) {
-        if (c.counts === COUNT_CHANNELS) this.channelCount = c.count;
-        else this.shardChannelCount = c.count;
-        ended = c.unsubscribe && this.channelCount === 0 && this.shardChannelCount === 0;
-      }
-    }
+    const ended = (this.state & STATE_PUBSUB) !== 0 && subs.observe(buf, start, end);
     this.replies.stream(buf, start, end);
     // With a QUIT or RESET waiting for the drain, that ends the stream instead.
-    if (ended && this.drainMarker === null) this.endStream(false);
+    if (ended && !subs.draining) this.endStream(false);
   }
 
   onPassthroughClosed(reason: string): void {
@@ -506,7 +493,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
   private endStream(discard: boolean): void {
     if (!this.replies.streaming) return;
     this.state &= ~STATE_STREAM;
-    this.channelCount = this.shardChannelCount = 0;
+    this.subscriptions.reset();
     const conn = this.dedicated;
     if (conn !== null) {
       conn.passthrough = null;
@@ -845,7 +832,6 @@ const DISCARD = encodeCommand(['DISCARD']);
 /** The replicated no-op that carries a session's replication offset onto its WAIT connection. */
 const WAIT_MARKER = encodeCommand(['PUBLISH', '__redis-proxy__:wait', '']);
 
-let drainCount = 0;
 
 /** Commands that put the session into a streaming mode, and which. */
 const STREAM_STARTERS = new Map<string, number>([
