@@ -287,12 +287,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
   private sendWait(req: RequestView): boolean {
     const conn = this.dedicated;
     if (conn === null) return this.sendDedicated(req, 0);
-    if (conn !== this.masterConn && this.masterOwed > 0) return false;
-    this.masterConn = conn;
-    this.masterOwed++;
-    const marker = this.newSlot(SLOT_MASTER | SLOT_DEDICATED | SLOT_SILENT);
-    marker.node = this.ctx.master;
-    conn.send(marker, WAIT_MARKER, 0, WAIT_MARKER.length);
+    if (!this.sendBytesToMaster(WAIT_MARKER, 0, WAIT_MARKER.length, SLOT_SILENT)) return false;
     return this.sendToMaster(req, 0);
   }
 
@@ -309,7 +304,6 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     }
     const on = req.argIs(2, 'on');
     if (!on) {
-      if (this.dedicated === null) return this.sendToMaster(req, 0);
       this.state &= ~STATE_TRACKING;
       return this.sendToMaster(req, 0);
     }
@@ -338,12 +332,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     this.state |= STATE_TRACKING;
     this.dedicated.passthrough = this;
     if (bytes === null) return this.sendToMaster(req, SLOT_TRACKING);
-    this.masterConn = this.dedicated;
-    this.masterOwed++;
-    const slot = this.newSlot(SLOT_MASTER | SLOT_DEDICATED | SLOT_TRACKING);
-    slot.node = this.ctx.master;
-    this.dedicated.send(slot, bytes, 0, bytes.length);
-    return true;
+    return this.sendBytesToMaster(bytes, 0, bytes.length, SLOT_TRACKING);
   }
 
   /** The node's id of this session's dedicated connection, or -1. */
@@ -416,12 +405,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
 
   /** Sends one of the proxy's own commands on the session's master connection; its reply is not shown. */
   private sendInternal(request: Buffer): void {
-    const conn = this.masterConnection();
-    this.masterConn = conn;
-    this.masterOwed++;
-    const slot = this.newSlot(SLOT_MASTER | SLOT_SILENT | (conn === this.dedicated ? SLOT_DEDICATED : 0));
-    slot.node = this.ctx.master;
-    conn.send(slot, request, 0, request.length);
+    this.sendBytesToMaster(request, 0, request.length, SLOT_SILENT);
   }
 
   /**
@@ -527,14 +511,23 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
       this.replyError(`ERR redis-proxy: ${master.label} is unreachable (${master.health.error || 'down'})`);
       return true;
     }
+    return this.sendBytesToMaster(req.buf, req.start, req.end, flags);
+  }
+
+  /**
+   * Sends `buf[start, end)` on the session's master connection with a reply slot carrying
+   * `flags`. False, with nothing sent: the ordering barrier holds it until the replies
+   * owed on another master connection have arrived.
+   */
+  private sendBytesToMaster(buf: Buffer, start: number, end: number, flags: number): boolean {
     const conn = this.masterConnection();
     if (conn !== this.masterConn && this.masterOwed > 0) return false;
     this.masterConn = conn;
     this.masterOwed++;
     if (flags & SLOT_WRITE && this.ctx.config.readYourWrites) this.writesInFlight++;
     const slot = this.newSlot(flags | SLOT_MASTER | (conn === this.dedicated ? SLOT_DEDICATED : 0));
-    slot.node = master;
-    conn.send(slot, req.buf, req.start, req.end);
+    slot.node = this.ctx.master;
+    conn.send(slot, buf, start, end);
     return true;
   }
 
