@@ -9,7 +9,7 @@ import { BatchedOutput } from '../io/batched-output.js';
 import { coarseNow } from '../io/clock.js';
 import { encodeCommand } from '../protocol/resp.js';
 import { ReplyFramer, type ReplySink } from '../protocol/reply-framer.js';
-import { ReplySlot, SLOT_INTERNAL, type SlotOwner } from './reply-slot.js';
+import { ReplySlot, type SlotOwner } from './reply-slot.js';
 
 export interface ConnectionOptions {
   host: string;
@@ -131,7 +131,6 @@ export class BackendConnection implements ReplySink, SlotOwner {
       queueMicrotask(() => slot.owner.onSlotError(slot, message));
       return;
     }
-    slot.conn = this;
     slot.sentAt = coarseNow();
     this.owed.push(slot);
     this.output.pushRange(buf, start, end);
@@ -139,7 +138,7 @@ export class BackendConnection implements ReplySink, SlotOwner {
 
   /** Queues one of the proxy's own requests (handshake, SELECT, HELLO). */
   private sendInternal(request: Buffer): void {
-    this.send(new ReplySlot(this, SLOT_INTERNAL), request, 0, request.length);
+    this.send(new ReplySlot(this, 0), request, 0, request.length);
   }
 
   /** Switches the connection to database `db` (a SELECT queued before whatever comes next). */

@@ -3,7 +3,6 @@
  * it (through {@link SlotOwner}) and keeps its slots in request order; a backend connection
  * keeps the slots it owes replies for in send order. Nothing here knows about clients.
  */
-import type { BackendConnection } from './connection.js';
 import type { Node } from './node.js';
 
 /** Who receives a slot's outcome. */
@@ -19,7 +18,6 @@ export const SLOT_MASTER = 1; // sent to a master connection (counts for the ses
 export const SLOT_READ = 2; // a read that may be retried once on another node
 export const SLOT_RETRIED = 4; // already retried once
 export const SLOT_DEDICATED = 8; // sent on the session's dedicated connection
-export const SLOT_INTERNAL = 16; // the proxy's own request (handshake); no client waits for it
 // Bits from 64 up are the owner's own.
 
 export class ReplySlot {
@@ -31,8 +29,7 @@ export class ReplySlot {
   flags: number;
   /** Coarse time it was sent (ms, {@link coarseNow}), for command timeouts. */
   sentAt = 0;
-  /** Where it was sent. */
-  conn: BackendConnection | null = null;
+  /** The node it was sent to. */
   node: Node | null = null;
   /** The request's bytes, `request[requestStart, requestEnd)`, kept for reads so they can be retried elsewhere. */
   request: Buffer | null = null;

@@ -59,11 +59,6 @@ export class BatchedOutput implements Flushable {
 
   constructor(private readonly socket: Socket) {}
 
-  /** Bytes queued and not yet handed to the socket. */
-  get queuedBytes(): number {
-    return this.bytes;
-  }
-
   /** Bytes queued here plus those the socket has not sent yet. */
   get unsentBytes(): number {
     return this.bytes + this.socket.writableLength;

@@ -41,11 +41,6 @@ export class ReplyFramer {
 
   constructor(private readonly sink: ReplySink) {}
 
-  /** True when a reply has started and not ended. */
-  get inReply(): boolean {
-    return this.partsBytes > 0;
-  }
-
   /** Frames one chunk of the stream. */
   push(chunk: Buffer): void {
     if (this.failed) return;
@@ -134,16 +129,6 @@ export class ReplyFramer {
       this.parts.push(rest);
       this.partsBytes += rest.length;
     }
-  }
-
-  /** Forgets any partial reply (after the connection was reset). */
-  reset(): void {
-    this.remaining.length = 0;
-    this.skip = 0;
-    this.parts = [];
-    this.partsBytes = 0;
-    this.lineCarry = null;
-    this.failed = false;
   }
 
   /** One element ended; returns true when that completed the top-level reply. */

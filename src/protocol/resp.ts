@@ -6,12 +6,9 @@
 
 export const OK = Buffer.from('+OK\r\n');
 export const PONG = Buffer.from('+PONG\r\n');
-export const QUEUED = Buffer.from('+QUEUED\r\n');
 export const NULL_BULK = Buffer.from('$-1\r\n');
 /** RESP3's null. */
 export const NULL3 = Buffer.from('_\r\n');
-export const NULL_ARRAY = Buffer.from('*-1\r\n');
-export const EMPTY_ARRAY = Buffer.from('*0\r\n');
 
 /** `-<message>\r\n`; the message must already carry its prefix (`ERR`, `NOAUTH`, ...). CR/LF in it become spaces. */
 export function encodeError(message: string): Buffer {
