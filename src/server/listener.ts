@@ -134,9 +134,10 @@ export class Listener implements SessionContext {
   }
 
   proxyInfo(): string {
+    const inRotation = this.router.healthyReplicas;
     const nodes = [this.master, ...this.replicas].map((n, i) => {
       const state = n.reachable ? 'up' : 'down';
-      const serving = n.role === 'replica' ? `,in_rotation=${this.router.healthyReplicas.includes(n) ? 1 : 0},lag=${n.lag}` : '';
+      const serving = n.role === 'replica' ? `,in_rotation=${inRotation.includes(n) ? 1 : 0},lag=${n.lag}` : '';
       return `node${i}:role=${n.role},addr=${n.host}:${n.port},state=${state}${serving}`;
     });
     return [
