@@ -7,7 +7,9 @@
 // free ports in a temporary directory, runs redis-benchmark against each target
 // (interleaved, order rotated per round), measures the proxies' CPU and RSS from /proc,
 // measures RSS with 1,000 idle clients, writes bench/results/<date>.md, latest.md and
-// latest.json, and stops everything it started. See bench/README.md.
+// latest.json, and stops everything it started. With --baseline DIR it also runs the
+// redis-proxy built in another checkout as the target "baseline", for before/after
+// comparisons. See bench/README.md.
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -21,12 +23,14 @@ import {
   start, stop, stopAll, killAllSync, freePort, waitUntil, sleep, run, versionOf,
   clockTicks, processTree, cpuTicks, rssBytes, rssSampler, machineBusyTicks, harnessTicks,
 } from './lib/procs.mjs';
-import { summarise, verdict, table, markdown, fmtInt } from './lib/report.mjs';
+import { summarise, verdict, table, comparison, comparisonTable, markdown, fmtInt } from './lib/report.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PIPELINES = [1, 16];
 const TESTS = ['set', 'get']; // SET first so the GETs find the key
-const ALL_TARGETS = ['direct', 'twemproxy', 'redis-proxy'];
+const DEFAULT_TARGETS = ['direct', 'twemproxy', 'redis-proxy'];
+const ALL_TARGETS = [...DEFAULT_TARGETS, 'baseline']; // baseline: only with --baseline
+const PROXIES = ['twemproxy', 'redis-proxy', 'baseline']; // the targets the harness starts
 const MB = 1024 * 1024;
 
 const USAGE = `usage: node bench/run.mjs [options]
@@ -37,7 +41,10 @@ const USAGE = `usage: node bench/run.mjs [options]
   --requests-p16 N    requests per run at -P 16 (default 1000000)
   --clients N         redis-benchmark -c (default 50)
   --idle-clients N    idle connections for the RSS check (default 1000; 0 skips it)
-  --targets LIST      comma list out of direct,twemproxy,redis-proxy (default all)
+  --targets LIST      comma list out of direct,twemproxy,redis-proxy,baseline
+                      (default direct,twemproxy,redis-proxy, plus baseline with --baseline)
+  --baseline DIR      also run the redis-proxy of another checkout DIR (its own dist/
+                      built) as the target "baseline", e.g. the commit before a change
   --out DIR           where <date>.md and latest.md go (default bench/results)
   --json FILE         machine-readable results (default <out>/latest.json)
   --no-warmup         skip the unmeasured warm-up run per target
@@ -57,7 +64,8 @@ function options() {
       'requests-p16': { type: 'string', default: '1000000' },
       clients: { type: 'string', default: '50' },
       'idle-clients': { type: 'string', default: '1000' },
-      targets: { type: 'string', default: ALL_TARGETS.join(',') },
+      targets: { type: 'string' },
+      baseline: { type: 'string' },
       out: { type: 'string', default: path.join(ROOT, 'bench', 'results') },
       json: { type: 'string' },
       'no-warmup': { type: 'boolean', default: false },
@@ -73,8 +81,14 @@ function options() {
     if (!Number.isInteger(n) || n < min) { process.stderr.write(`--${name} must be an integer >= ${min}\n${USAGE}`); process.exit(2); }
     return n;
   };
-  const targets = values.targets.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const t of targets) if (!ALL_TARGETS.includes(t)) { process.stderr.write(`unknown target ${t}\n${USAGE}`); process.exit(2); }
+  const usageError = (msg) => { process.stderr.write(`${msg}\n${USAGE}`); process.exit(2); };
+  const baseline = values.baseline ? path.resolve(values.baseline) : null;
+  if (baseline && !fs.existsSync(path.join(baseline, 'bin', 'redis-proxy'))) usageError(`--baseline ${values.baseline}: ${path.join(baseline, 'bin', 'redis-proxy')} not found (DIR must be a checkout of redis-proxy)`);
+  const targets = values.targets !== undefined
+    ? values.targets.split(',').map((s) => s.trim()).filter(Boolean)
+    : [...DEFAULT_TARGETS, ...(baseline ? ['baseline'] : [])];
+  for (const t of targets) if (!ALL_TARGETS.includes(t)) usageError(`unknown target ${t}`);
+  if (targets.includes('baseline') && !baseline) usageError('target baseline needs --baseline DIR');
   const out = path.resolve(values.out);
   return {
     rounds: int('rounds', values.rounds, 1),
@@ -90,6 +104,7 @@ function options() {
     warmup: !values['no-warmup'],
     runTimeoutMs: int('run-timeout', values['run-timeout'], 1) * 1000,
     proxyBin: values['proxy-bin'] ? path.resolve(values['proxy-bin']) : null,
+    baseline,
     strict: values.strict,
   };
 }
@@ -138,9 +153,13 @@ async function startTwemproxy(tmp, port, masterPort) {
   return { child, config: { listen: `127.0.0.1:${port}`, statsPort, timeout: 5000, server_connections: 1, auto_eject_hosts: false } };
 }
 
-async function startProxy(tmp, port, masterPort, replicaPort, proxyBin) {
-  const cli = path.join(ROOT, 'dist', 'cli.js');
-  if (!proxyBin && !fs.existsSync(cli)) throw new Error(`${path.relative(ROOT, cli)} not found (run \`npm run build\` first)`);
+/**
+ * Starts the redis-proxy of checkout `root` (this one, or the --baseline one) as target
+ * `name`; its config and log are <name>.json and <name>.log in tmp.
+ */
+async function startProxy(tmp, name, root, port, masterPort, replicaPort, proxyBin) {
+  const cli = path.join(root, 'dist', 'cli.js');
+  if (!proxyBin && !fs.existsSync(cli)) throw new Error(`${root === ROOT ? path.relative(ROOT, cli) : cli} not found (run \`npm run build\` first${root === ROOT ? '' : ` in ${root}`})`);
   const config = {
     logLevel: 'warn',
     listeners: [{
@@ -149,15 +168,15 @@ async function startProxy(tmp, port, masterPort, replicaPort, proxyBin) {
       slave: [{ host: '127.0.0.1', port: replicaPort }],
     }],
   };
-  const conf = path.join(tmp, 'redis-proxy.json');
+  const conf = path.join(tmp, `${name}.json`);
   fs.writeFileSync(conf, JSON.stringify(config, null, 2));
   // The launcher is run as users run it (its shebang carries the proxy's Node flags);
   // a --proxy-bin script is run with node.
-  const [cmd, args] = proxyBin ? [process.execPath, [proxyBin, conf]] : [path.join(ROOT, 'bin', 'redis-proxy'), [conf]];
-  const child = start('redis-proxy', cmd, args, {
-    logFile: path.join(tmp, 'redis-proxy.log'), cwd: ROOT,
+  const [cmd, args] = proxyBin ? [process.execPath, [proxyBin, conf]] : [path.join(root, 'bin', 'redis-proxy'), [conf]];
+  const child = start(name, cmd, args, {
+    logFile: path.join(tmp, `${name}.log`), cwd: root,
   });
-  await waitUntil(`redis-proxy on :${port}`, async () => (await command(port, ['PING'])) === 'PONG', { child, timeoutMs: 20000 })
+  await waitUntil(`${name} on :${port}`, async () => (await command(port, ['PING'])) === 'PONG', { child, timeoutMs: 20000 })
     .catch(async (e) => { await stop(child); throw e; });
   return { child, config };
 }
@@ -253,9 +272,19 @@ async function idleRss(t, n) {
 
 // ---- the run ---------------------------------------------------------------------
 
-function machine() {
-  const tryExec = (cmd, args) => { try { return execFileSync(cmd, args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim(); } catch { return '?'; } };
-  const cli = path.join(ROOT, 'dist', 'cli.js');
+/** Commit (flagging uncommitted src/ changes) and dist/cli.js build time of a checkout. */
+function build(root) {
+  const tryExec = (cmd, args) => { try { return execFileSync(cmd, args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim(); } catch { return null; } };
+  const cli = path.join(root, 'dist', 'cli.js');
+  return {
+    commit: `${tryExec('git', ['-C', root, 'rev-parse', '--short', 'HEAD']) ?? '?'}${tryExec('git', ['-C', root, 'status', '--porcelain', '--', 'src']) ? ' (src has uncommitted changes)' : ''}`,
+    built: fs.existsSync(cli) ? fs.statSync(cli).mtime.toISOString() : 'missing',
+  };
+}
+
+function machine(baseline) {
+  const own = build(ROOT);
+  const base = baseline ? build(baseline) : null;
   return {
     nproc: os.availableParallelism(),
     cpu: os.cpus()[0]?.model ?? '?',
@@ -265,8 +294,13 @@ function machine() {
     redis: versionOf('redis-server', ['--version']).replace(/^Redis server v=(\S+).*$/, '$1'),
     'redis-benchmark': versionOf('redis-benchmark', ['--version']),
     nutcracker: versionOf('nutcracker', ['--version']).replace(/^This is /, ''),
-    'redis-proxy commit': `${tryExec('git', ['rev-parse', '--short', 'HEAD'])}${tryExec('git', ['status', '--porcelain', '--', 'src']) ? ' (src has uncommitted changes)' : ''}`,
-    'dist/cli.js built': fs.existsSync(cli) ? fs.statSync(cli).mtime.toISOString() : 'missing',
+    'redis-proxy commit': own.commit,
+    'dist/cli.js built': own.built,
+    ...(base ? {
+      'baseline checkout': baseline,
+      'baseline commit': base.commit,
+      'baseline dist/cli.js built': base.built,
+    } : {}),
   };
 }
 
@@ -279,7 +313,7 @@ async function main() {
   const opts = options();
   const startedAt = new Date();
   const loadAtStart = loadAverage();
-  const machineAtStart = machine(); // before the proxy starts: the build and commit it runs
+  const machineAtStart = machine(opts.baseline); // before the proxies start: the builds and commits they run
   const busyAtStart = machineBusyTicks();
   const oursAtStart = harnessTicks();
   let otherCpu = null;
@@ -324,12 +358,18 @@ async function main() {
         return child;
       },
       'redis-proxy': async (port) => {
-        const { child, config } = await startProxy(tmp, port, env.masterPort, env.replicaPort, opts.proxyBin);
+        const { child, config } = await startProxy(tmp, 'redis-proxy', ROOT, port, env.masterPort, env.replicaPort, opts.proxyBin);
         settingsExtra['redis-proxy config'] = config;
         return child;
       },
+      // The same config shape on its own port, started from the other checkout's launcher.
+      baseline: async (port) => {
+        const { child, config } = await startProxy(tmp, 'baseline', opts.baseline, port, env.masterPort, env.replicaPort, null);
+        settingsExtra['baseline config'] = config;
+        return child;
+      },
     };
-    for (const name of ['twemproxy', 'redis-proxy']) {
+    for (const name of PROXIES) {
       if (!opts.targets.includes(name)) continue;
       const port = await freePort();
       log(`starting ${name} :${port}`);
@@ -340,7 +380,7 @@ async function main() {
         env.targets[name] = { port, child };
       } catch (e) {
         if (child) await stop(child);
-        const logFile = path.join(tmp, name === 'twemproxy' ? 'nutcracker.log' : 'redis-proxy.log');
+        const logFile = path.join(tmp, name === 'twemproxy' ? 'nutcracker.log' : `${name}.log`);
         const t = tail(logFile);
         env.targets[name] = { error: `${name} not benchmarked: ${e.message}` };
         notes.push(`${name} not benchmarked: ${e.message}${t ? `\n\n  \`\`\`\n${t.replace(/^/gm, '  ')}\n  \`\`\`` : ''}`);
@@ -378,7 +418,7 @@ async function main() {
     }
 
     if (opts.idleClients > 0) {
-      for (const name of ['twemproxy', 'redis-proxy']) {
+      for (const name of PROXIES) {
         const t = env.targets[name];
         if (!opts.targets.includes(name)) continue;
         if (!t?.child?.alive()) { idle[name] = { clients: opts.idleClients, error: t?.error ?? `${name} is not running` }; continue; }
@@ -388,7 +428,7 @@ async function main() {
       }
     }
 
-    for (const name of ['twemproxy', 'redis-proxy']) {
+    for (const name of PROXIES) {
       const c = env.targets[name]?.child;
       if (c && !c.alive()) {
         const ei = c.exitInfo();
@@ -396,9 +436,11 @@ async function main() {
       }
     }
   } finally {
-    // The logs live in tmp; keep the proxy's warnings if it wrote any.
-    const proxyLog = tail(path.join(tmp, 'redis-proxy.log'), 10);
-    if (proxyLog && env.targets['redis-proxy']?.port) notes.push(`redis-proxy wrote to its log (last lines):\n\n  \`\`\`\n${proxyLog.replace(/^/gm, '  ')}\n  \`\`\``);
+    // The logs live in tmp; keep the proxies' warnings if they wrote any.
+    for (const name of ['redis-proxy', 'baseline']) {
+      const proxyLog = tail(path.join(tmp, `${name}.log`), 10);
+      if (proxyLog && env.targets[name]?.port) notes.push(`${name} wrote to its log (last lines):\n\n  \`\`\`\n${proxyLog.replace(/^/gm, '  ')}\n  \`\`\``);
+    }
     // Measured before stopping, while the live children's CPU can still be read.
     const seconds = (Date.now() - startedAt.getTime()) / 1000;
     const other = (machineBusyTicks() - busyAtStart) - (harnessTicks() - oursAtStart);
@@ -410,6 +452,7 @@ async function main() {
   // ---- report ----
   const targets = opts.targets;
   const cells = summarise(runs, targets, PIPELINES, TESTS);
+  const versus = comparison(cells, PIPELINES, TESTS); // null unless both redis-proxy and baseline ran
   const routing = [];
   for (const name of targets) {
     const gets = runs.filter((r) => r.target === name && r.test === 'get' && r.executed && !r.error);
@@ -424,15 +467,17 @@ async function main() {
     const errs = [...new Set(runs.filter((r) => r.target === name && r.error).map((r) => r.error))];
     for (const e of errs.slice(0, 5)) notes.push(`${name}: ${e}`);
   }
-  const builtNow = machine()['dist/cli.js built'];
-  if (builtNow !== machineAtStart['dist/cli.js built']) {
-    notes.push(`dist/cli.js was rebuilt during the run (at ${builtNow}); the proxy kept running the build it started with (${machineAtStart['dist/cli.js built']}), unless it had to load more of dist/ later.`);
+  const machineNow = machine(opts.baseline);
+  for (const [key, what, who] of [['dist/cli.js built', 'dist/cli.js', 'redis-proxy'], ['baseline dist/cli.js built', `${opts.baseline}/dist/cli.js`, 'baseline']]) {
+    if (!(key in machineAtStart) || machineNow[key] === machineAtStart[key]) continue;
+    notes.push(`${what} was rebuilt during the run (at ${machineNow[key]}); ${who} kept running the build it started with (${machineAtStart[key]}), unless it had to load more of its dist/ later.`);
   }
   if (opts.proxyBin) notes.push(`redis-proxy was started from ${opts.proxyBin}, not bin/redis-proxy.`);
+  if (opts.baseline && targets.includes('baseline')) notes.push(`baseline is the redis-proxy of ${opts.baseline} (commit ${machineAtStart['baseline commit']}), started from its own bin/redis-proxy with the same config shape on its own port.`);
   notes.push(
     `Other processes (not started by the harness) used ${otherCpu?.toFixed(1) ?? '?'}% of the machine's CPU during the run (from /proc/stat minus the harness's own processes). The higher, the noisier the numbers.`,
     `Everything shares ${os.availableParallelism()} cores: redis-benchmark (one thread, often the bottleneck at -P 1), the master, the replica (which also applies every replicated SET) and the proxy under test. Absolute numbers are therefore low and noisy; compare targets within one run, not across machines.`,
-    'direct and twemproxy send GETs to the master; redis-proxy sends them to the replica (its read/write split), see "Where the GETs were executed". SETs go to the master everywhere.',
+    `direct and twemproxy send GETs to the master; ${targets.includes('baseline') ? 'redis-proxy and baseline send them to the replica (their' : 'redis-proxy sends them to the replica (its'} read/write split), see "Where the GETs were executed". SETs go to the master everywhere.`,
     `CPU comes from /proc/PID/stat utime+stime in clock ticks (CLK_TCK ${CLK_TCK}, so ${(1e6 / CLK_TCK / 1000).toFixed(0)} ms resolution), read before and after each redis-benchmark run, divided by its requests; it includes accepting the ${opts.clients} benchmark connections.`,
     `Each redis-benchmark run is one test (-t set, then -t get) so that CPU per request is per test. All runs use one key (redis-benchmark's default key:__rand_int__ without -r) and 3-byte values.`,
   );
@@ -452,6 +497,7 @@ async function main() {
     cells,
     idle,
     routing,
+    ...(versus ? { comparison: versus } : {}),
     verdict: verdict(cells, idle, PIPELINES, TESTS),
     notes,
     runs,
@@ -465,6 +511,7 @@ async function main() {
   fs.writeFileSync(opts.json, `${JSON.stringify(report, null, 2)}\n`);
 
   process.stdout.write(`\n${table(cells)}\n\n`);
+  if (versus) process.stdout.write(`redis-proxy vs baseline (${machineAtStart['redis-proxy commit']} vs ${machineAtStart['baseline commit']}); ratio = redis-proxy / baseline ops/s:\n${comparisonTable(versus)}\n\n`);
   for (const [name, i] of Object.entries(idle)) {
     process.stdout.write(i.error ? `${name}, ${i.clients} idle clients: ${i.error}\n` : `${name}, ${i.clients} idle clients: ${i.withClientsMB.toFixed(1)} MB\n`);
   }

@@ -82,17 +82,62 @@ export function verdict(cells, idle, pipelines, tests) {
 export const fmtInt = (x) => (x == null ? '–' : Math.round(x).toLocaleString('en-US'));
 const fmt = (x, d) => (x == null ? '–' : x.toFixed(d));
 
+/**
+ * A markdown table: columns are [heading, align] with align 'l' or 'r'; rows are arrays
+ * of cell strings.
+ */
+export function mdTable(columns, rows) {
+  return [
+    `| ${columns.map(([h]) => h).join(' | ')} |`,
+    `| ${columns.map(([, a]) => (a === 'r' ? '---:' : '---')).join(' | ')} |`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n');
+}
+
 /** The results table, markdown. */
 export function table(cells) {
-  const rows = [
-    '| target | pipeline | test | ops/s (median) | p50 ms | p99 ms | proxy CPU µs/req | proxy max RSS MB | ok runs |',
-    '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
-  ];
-  for (const c of cells) {
+  return mdTable([
+    ['target', 'l'], ['pipeline', 'r'], ['test', 'l'], ['ops/s (median)', 'r'], ['p50 ms', 'r'], ['p99 ms', 'r'],
+    ['proxy CPU µs/req', 'r'], ['proxy max RSS MB', 'r'], ['ok runs', 'r'],
+  ], cells.map((c) => {
     const note = c.okRuns === 0 && c.errors.length ? ' (error, see notes)' : '';
-    rows.push(`| ${c.target} | ${c.pipeline} | ${c.test.toUpperCase()} | ${fmtInt(c.opsPerSec)}${note} | ${fmt(c.p50ms, 3)} | ${fmt(c.p99ms, 3)} | ${fmt(c.cpuUsPerReq, 2)} | ${fmt(c.maxRssMB, 1)} | ${c.okRuns}/${c.runs} |`);
+    return [c.target, c.pipeline, c.test.toUpperCase(), `${fmtInt(c.opsPerSec)}${note}`, fmt(c.p50ms, 3), fmt(c.p99ms, 3),
+      fmt(c.cpuUsPerReq, 2), fmt(c.maxRssMB, 1), `${c.okRuns}/${c.runs}`];
+  }));
+}
+
+/**
+ * redis-proxy against the baseline build, per pipeline × test: the ops/s ratio
+ * (redis-proxy / baseline) and both CPU costs per request. null when either target
+ * was not run.
+ */
+export function comparison(cells, pipelines, tests) {
+  if (!cells.some((c) => c.target === 'redis-proxy') || !cells.some((c) => c.target === 'baseline')) return null;
+  const rows = [];
+  for (const P of pipelines) {
+    for (const test of tests) {
+      const px = cellOf(cells, 'redis-proxy', P, test);
+      const base = cellOf(cells, 'baseline', P, test);
+      rows.push({
+        pipeline: P, test,
+        opsPerSec: px?.opsPerSec ?? null,
+        baselineOpsPerSec: base?.opsPerSec ?? null,
+        opsRatio: px?.opsPerSec && base?.opsPerSec ? px.opsPerSec / base.opsPerSec : null,
+        cpuUsPerReq: px?.cpuUsPerReq ?? null,
+        baselineCpuUsPerReq: base?.cpuUsPerReq ?? null,
+      });
+    }
   }
-  return rows.join('\n');
+  return rows;
+}
+
+/** The comparison rows as a markdown table. */
+export function comparisonTable(rows) {
+  return mdTable([
+    ['pipeline', 'r'], ['test', 'l'], ['redis-proxy ops/s', 'r'], ['baseline ops/s', 'r'], ['ops/s ratio', 'r'],
+    ['CPU µs/req new', 'r'], ['CPU µs/req base', 'r'],
+  ], rows.map((r) => [r.pipeline, r.test.toUpperCase(), fmtInt(r.opsPerSec), fmtInt(r.baselineOpsPerSec),
+    r.opsRatio == null ? '–' : `${r.opsRatio.toFixed(2)}x`, fmt(r.cpuUsPerReq, 2), fmt(r.baselineCpuUsPerReq, 2)]));
 }
 
 /** The whole markdown report. */
@@ -114,6 +159,11 @@ export function markdown(r) {
   if (r.routing?.length) {
     out.push('', 'Where the GETs were executed (INFO commandstats deltas, all rounds):', '');
     for (const l of r.routing) out.push(`- ${l}`);
+  }
+  if (r.comparison) {
+    out.push('', `## redis-proxy vs baseline (${r.machine['redis-proxy commit'] ?? '?'} vs ${r.machine['baseline commit'] ?? '?'})`, '');
+    out.push('ops/s ratio = redis-proxy / baseline, medians of the same interleaved rounds (above 1.00x: this build is faster). CPU µs/req of this build (new) and of the baseline (base).', '');
+    out.push(comparisonTable(r.comparison));
   }
   out.push('', `## Verdict: ${r.verdict.pass ? 'PASS' : 'FAIL'}`, '');
   for (const l of r.verdict.lines) out.push(`- ${l}`);
