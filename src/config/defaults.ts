@@ -28,6 +28,8 @@ export const BUILTIN_SETTINGS: Readonly<RequiredSettings> = Object.freeze({
   clientOutputPause: 1024 * 1024,
   clientOutputLimit: 256 * 1024 * 1024,
   denyCommands: [],
+  allowTopologyCommands: false,
+  scriptsBypassDenyCommands: false,
   readYourWrites: false,
 });
 

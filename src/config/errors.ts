@@ -142,7 +142,8 @@ export function suggestKey(key: string, allowed: readonly string[]): string {
   return best !== undefined && bestDistance <= limit ? ` (did you mean "${best}"?)` : '';
 }
 
-function editDistance(a: string, b: string): number {
+/** Levenshtein distance between `a` and `b` (insertions, deletions and substitutions of one character). */
+export function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];

@@ -10,6 +10,7 @@
  * normalized NodeConfig carries the result, so the core reads only the node.
  */
 import { readFileSync } from 'node:fs';
+import { STATIC_COMMAND_NAMES, TABLE_REDIS_VERSION, lookupCommand } from '../commands/index.js';
 import {
   BUILTIN_SETTINGS,
   DEFAULT_LOG_LEVEL,
@@ -20,6 +21,8 @@ import {
 } from './defaults.js';
 import {
   ConfigError,
+  describeValue,
+  editDistance,
   formatPath,
   isRecord,
   sortProblems,
@@ -143,8 +146,8 @@ function describeTop(value: unknown): string {
 
 /**
  * Checks the schema cannot express, on data that passed the schema: unique ports and
- * names, unique usernames, usable credentials, output limits, nodes listed twice, and
- * nodes that are the proxy itself.
+ * names, unique usernames, usable credentials, output limits, nodes listed twice, nodes
+ * that are the proxy itself, and denyCommands entries that name no command.
  */
 function semanticProblems(
   root: unknown,
@@ -165,6 +168,7 @@ function semanticProblems(
   if (defaults !== undefined) {
     checkUsers(defaults.users, ['defaults'], root, add);
     checkBackendPair(defaults, undefined, ['defaults'], add);
+    checkDenyCommands(defaults.denyCommands, ['defaults'], add);
   }
 
   const portOwner = new Map<number, number>();
@@ -197,6 +201,7 @@ function semanticProblems(
 
     checkUsers(l.users, at(i), root, add);
     checkBackendPair(l, defaults, at(i), add);
+    checkDenyCommands(l.denyCommands, at(i), add);
 
     const pause = l.clientOutputPause ?? defaults?.clientOutputPause ?? BUILTIN_SETTINGS.clientOutputPause;
     const limit = l.clientOutputLimit ?? defaults?.clientOutputLimit ?? BUILTIN_SETTINGS.clientOutputLimit;
@@ -279,6 +284,76 @@ function checkBackendPair(
   }
 }
 
+function checkDenyCommands(
+  entries: readonly string[] | undefined,
+  segments: string[],
+  add: (segments: string[], message: string) => void,
+): void {
+  (entries ?? []).forEach((entry, k) => {
+    const problem = denyCommandProblem(entry);
+    if (problem !== undefined) add([...segments, 'denyCommands', String(k)], problem);
+  });
+}
+
+/** Largest edit distance at which a name is suggested for `typed` (as suggestKey does). */
+function suggestionLimit(typed: string): number {
+  return typed.length <= 4 ? 1 : 2;
+}
+
+/** The candidate closest to `typed` within the suggestion limit (the first of equals), else undefined. */
+function closest(typed: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = suggestionLimit(typed) + 1;
+  for (const candidate of candidates) {
+    const d = editDistance(typed, candidate);
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/**
+ * What is wrong with one denyCommands entry as written in the file (`"config sett"`),
+ * as the part of a problem line after the path; undefined when the entry is fine.
+ *
+ * Fine: a command of the static command table (Redis TABLE_REDIS_VERSION, see
+ * src/commands/table.ts), or a subcommand of one of its containers (`config set`,
+ * `config|set`), or any name containing a '.' (module commands such as `ft.dropindex`:
+ * modules are known only at run time, so these are not checked). Otherwise the text says
+ * so with the closest table name (edit distance at most 2, at most 1 for names of up to 4
+ * characters), written with the entry's own separator (space or `|`), or, when no name
+ * is that close, how to find the names.
+ */
+export function denyCommandProblem(entry: string): string | undefined {
+  const name = normalizeDenyCommands([entry])[0]!;
+  if (name.includes('.')) return undefined;
+  const shown = describeValue(entry);
+  const spell = (n: string): string => JSON.stringify(entry.includes('|') ? n : n.replace('|', ' '));
+  const bar = name.indexOf('|');
+  const command = lookupCommand(bar < 0 ? name : name.slice(0, bar));
+  if (command === undefined) {
+    const best = closest(name, STATIC_COMMAND_NAMES);
+    return best !== undefined
+      ? `${shown} is not a Redis command; did you mean ${spell(best)}?`
+      : `${shown} is not a Redis command; allowed are the commands of Redis ${TABLE_REDIS_VERSION} ` +
+          '(COMMAND LIST on a server lists them) and module commands, written with their dot (like "json.del")';
+  }
+  if (bar < 0) return undefined;
+  const sub = name.slice(bar + 1);
+  const upper = command.name.toUpperCase();
+  if (command.subcommands === null) {
+    return `${shown} is not a Redis command: ${upper} has no subcommands; write ${JSON.stringify(command.name)} to deny ${upper}`;
+  }
+  if (command.subcommands.has(sub)) return undefined;
+  const subs = [...command.subcommands.keys()].sort();
+  const best = closest(sub, subs);
+  return best !== undefined
+    ? `${shown} is not a subcommand of ${upper}; did you mean ${spell(`${command.name}|${best}`)}?`
+    : `${shown} is not a subcommand of ${upper}; its subcommands are ${subs.join(', ')}`;
+}
+
 // ---------------------------------------------------------------- normalization
 
 const SETTINGS_KEYS = Object.keys(settingsProperties) as (keyof ListenerSettings)[];
@@ -320,6 +395,8 @@ function buildListener(l: RawListener, defaults: RawSettings): ListenerConfig {
     clientOutputPause: settings.clientOutputPause,
     clientOutputLimit: settings.clientOutputLimit,
     denyCommands: normalizeDenyCommands(settings.denyCommands),
+    allowTopologyCommands: settings.allowTopologyCommands,
+    scriptsBypassDenyCommands: settings.scriptsBypassDenyCommands,
     readYourWrites: settings.readYourWrites,
   };
   if (settings.password !== undefined) out.password = settings.password;

@@ -122,6 +122,14 @@ export const settingsProperties: Record<string, SchemaObject> = {
       [EXPECTED]: 'a command name like "flushall", or a command and subcommand like "config set" or "config|set"',
     },
   },
+  allowTopologyCommands: {
+    type: 'boolean',
+    [EXPECTED]: 'true or false (true: forward REPLICAOF, SLAVEOF, FAILOVER and SHUTDOWN to the master)',
+  },
+  scriptsBypassDenyCommands: {
+    type: 'boolean',
+    [EXPECTED]: 'true or false (true: scripts may run even where they could call a denied command)',
+  },
   readYourWrites: { type: 'boolean', [EXPECTED]: 'true or false' },
 };
 

@@ -76,8 +76,27 @@ export interface ListenerSettings {
   /**
    * Commands (lowercase, `config` or `config|set`) refused on this listener. Default [].
    * Normalized by loadConfig: lowercase, subcommand as `command|subcommand`, no repeats.
+   * Checked by loadConfig against the static command table (src/commands/table.json):
+   * an entry that names no command, or no subcommand of its container, is a config
+   * error with a did-you-mean. Entries whose name contains a '.' (module commands such
+   * as `ft.dropindex`, `json.del`) are accepted unchecked: modules are known only at
+   * run time. A container (`config`) denies all of its subcommands.
    */
   denyCommands: string[];
+  /**
+   * Forward REPLICAOF, SLAVEOF, FAILOVER and SHUTDOWN to the master. Default false: the
+   * proxy refuses them, since they change the replication topology the proxy manages
+   * (which node is the master, or whether it runs at all).
+   */
+  allowTopologyCommands: boolean;
+  /**
+   * Let scripts (EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, FCALL, FCALL_RO) run although a
+   * `denyCommands` entry can be called from a script and Redis's ACL does not refuse it to
+   * the proxy's backend user (checked with ACL DRYRUN). Default false: such scripts are
+   * refused. true: a script may run a denied command (the deny list then covers only
+   * commands sent directly and inside MULTI).
+   */
+  scriptsBypassDenyCommands: boolean;
   /** After a write, a session reads only from replicas that have caught up with it. Default false. */
   readYourWrites: boolean;
 }

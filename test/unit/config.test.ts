@@ -57,6 +57,8 @@ t.test('built-in defaults are filled in', async (t) => {
   t.equal(l.clientOutputPause, 1024 * 1024);
   t.equal(l.clientOutputLimit, 256 * 1024 * 1024);
   t.same(l.denyCommands, []);
+  t.equal(l.allowTopologyCommands, false);
+  t.equal(l.scriptsBypassDenyCommands, false);
   t.equal(l.readYourWrites, false);
   t.notOk('password' in l);
   t.notOk('users' in l);
@@ -129,6 +131,66 @@ t.test('denyCommands are normalized', async (t) => {
   ]);
   const l = normalizeConfig([listener(6380, { denyCommands: ['Config Set', 'config|set'] })]).listeners[0]!;
   t.same(l.denyCommands, ['config|set']);
+});
+
+t.test('denyCommands: entries must name a command of the table, with a did-you-mean', async (t) => {
+  t.same(problemsOf({ listeners: [listener(6380, { denyCommands: ['flushal'] })] }), [
+    'listeners[0].denyCommands[0]: "flushal" is not a Redis command; did you mean "flushall"?',
+  ]);
+  t.same(problemsOf({ listeners: [listener(6380, { denyCommands: ['flushall', 'config sett', 'CONFIG|SETT'] })] }), [
+    'listeners[0].denyCommands[1]: "config sett" is not a subcommand of CONFIG; did you mean "config set"?',
+    'listeners[0].denyCommands[2]: "CONFIG|SETT" is not a subcommand of CONFIG; did you mean "config|set"?',
+  ]);
+  t.same(problemsOf([listener(6380, { denyCommands: ['confg set', 'flush all', 'kes'] })]), [
+    '[0].denyCommands[0]: "confg set" is not a Redis command; did you mean "config set"?',
+    '[0].denyCommands[1]: "flush all" is not a Redis command; did you mean "flushall"?',
+    '[0].denyCommands[2]: "kes" is not a Redis command; did you mean "keys"?',
+  ]);
+  t.same(problemsOf([listener(6380, { denyCommands: ['xyzzy', 'config foo', 'get foo'] })]), [
+    '[0].denyCommands[0]: "xyzzy" is not a Redis command; allowed are the commands of Redis 7.0.15 ' +
+      '(COMMAND LIST on a server lists them) and module commands, written with their dot (like "json.del")',
+    '[0].denyCommands[1]: "config foo" is not a subcommand of CONFIG; its subcommands are get, help, resetstat, rewrite, set',
+    '[0].denyCommands[2]: "get foo" is not a Redis command: GET has no subcommands; write "get" to deny GET',
+  ]);
+  t.same(
+    problemsOf({ defaults: { denyCommands: ['flushdbb'] }, listeners: [listener(6380), listener(6381)] }),
+    ['defaults.denyCommands[0]: "flushdbb" is not a Redis command; did you mean "flushdb"?'],
+    'a mistake in defaults shows once',
+  );
+  const l = normalizeConfig([
+    listener(6380, { denyCommands: ['FT.DROPINDEX', 'json.del', 'nosuch.command', 'Client Kill', 'cluster', 'acl|dryrun'] }),
+  ]).listeners[0]!;
+  t.same(
+    l.denyCommands,
+    ['ft.dropindex', 'json.del', 'nosuch.command', 'client|kill', 'cluster', 'acl|dryrun'],
+    'module commands (with a dot) are accepted unchecked; containers and subcommands are fine',
+  );
+});
+
+t.test('allowTopologyCommands and scriptsBypassDenyCommands', async (t) => {
+  const config = normalizeConfig({
+    defaults: { allowTopologyCommands: true, scriptsBypassDenyCommands: true },
+    listeners: [listener(6380), listener(6381, { allowTopologyCommands: false, scriptsBypassDenyCommands: false })],
+  });
+  const [a, b] = config.listeners as [ProxyConfig['listeners'][0], ProxyConfig['listeners'][0]];
+  t.equal(a.allowTopologyCommands, true, 'from defaults');
+  t.equal(a.scriptsBypassDenyCommands, true, 'from defaults');
+  t.equal(b.allowTopologyCommands, false, 'the listener key wins');
+  t.equal(b.scriptsBypassDenyCommands, false, 'the listener key wins');
+  const own = normalizeConfig([listener(6380, { allowTopologyCommands: true })]).listeners[0]!;
+  t.equal(own.allowTopologyCommands, true);
+  t.equal(own.scriptsBypassDenyCommands, false);
+
+  t.same(problemsOf([listener(6380, { allowTopologyCommands: 'yes', scriptsBypassDenyCommands: 1 })]), [
+    '[0].allowTopologyCommands: must be true or false (true: forward REPLICAOF, SLAVEOF, FAILOVER and SHUTDOWN to the master), got "yes"',
+    '[0].scriptsBypassDenyCommands: must be true or false (true: scripts may run even where they could call a denied command), got 1',
+  ]);
+  t.same(problemsOf({ defaults: { scriptsBypassDenyCommands: null }, listeners: [listener(6380)] }), [
+    'defaults.scriptsBypassDenyCommands: must be true or false (true: scripts may run even where they could call a denied command), got null',
+  ]);
+  t.match(problemsOf([listener(6380, { allowTopologyCommand: true })]), [
+    /^\[0\]\.allowTopologyCommand: unknown key \(did you mean "allowTopologyCommands"\?\)/,
+  ]);
 });
 
 t.test('backend credentials: a node keeps its own pair, else the listener one', async (t) => {
