@@ -9,7 +9,7 @@ import { BatchedOutput } from '../io/batched-output.js';
 import { coarseNow } from '../io/clock.js';
 import { encodeCommand } from '../protocol/resp.js';
 import { ReplyFramer, type ReplySink } from '../protocol/reply-framer.js';
-import { ReplySlot, type SlotOwner } from './reply-slot.js';
+import type { BackendFailure, Link, OwedReply, StreamSink } from './link.js';
 
 export interface ConnectionOptions {
   host: string;
@@ -32,27 +32,25 @@ export interface ConnectionOptions {
 export interface ConnectionEvents {
   /** The handshake (AUTH, SELECT) succeeded. */
   onReady(conn: BackendConnection): void;
-  /**
-   * The connection is gone (after every slot owed was failed). `failed` is true when the
-   * network or the node ended it, false when the proxy closed it on purpose.
-   */
-  onClosed(conn: BackendConnection, reason: string, failed: boolean): void;
+  /** The connection is gone, after every owed reply failed with `failure`. */
+  onClosed(conn: BackendConnection, failure: BackendFailure): void;
 }
 
-/**
- * Receives every reply of a connection in passthrough mode (Pub/Sub, MONITOR), where
- * replies are not one per request.
- */
-export interface PassthroughSink {
-  /** One reply or pushed message: `buf[start, end)`. */
-  onPassthrough(buf: Buffer, start: number, end: number): void;
-  /** The connection closed (by the node, the network or the proxy). */
-  onPassthroughClosed(reason: string): void;
+/** A reply to one of the proxy's own requests (handshake, SELECT, HELLO): an error makes the connection unusable. */
+class InternalReply implements OwedReply {
+  sentAt = 0;
+  constructor(private readonly conn: BackendConnection) {}
+  settle(buf: Buffer, start: number, end: number): void {
+    this.conn.internalReplied(buf, start, end);
+  }
+  fail(): void {
+    // The connection is closing; its onClosed reports it.
+  }
 }
 
 let nextConnectionId = 1;
 
-export class BackendConnection implements ReplySink, SlotOwner {
+export class BackendConnection implements ReplySink, Link {
   readonly id = nextConnectionId++;
   readonly socket: net.Socket;
   /** The database this connection has selected. */
@@ -63,14 +61,14 @@ export class BackendConnection implements ReplySink, SlotOwner {
   /** The handshake succeeded at some point (a later close is a lost connection, not a failed connect). */
   wasReady = false;
   closed = false;
-  /** When set, replies no slot waits for, and RESP3 pushes, go here. */
-  passthrough: PassthroughSink | null = null;
+  /** When set, replies no request owes, and RESP3 pushes, go here. */
+  sink: StreamSink | null = null;
   /** The node's id for this connection (CLIENT ID), or -1 when not asked. */
   clientId = -1;
   private readonly framer = new ReplyFramer(this);
-  private readonly owed = new Denque<ReplySlot>();
+  private readonly owed = new Denque<OwedReply>();
   private readonly output: BatchedOutput;
-  private closeReason = '';
+  private failure: BackendFailure | null = null;
   private handshakeLeft = 0;
   private readonly readyWaiters: Array<{ resolve(): void; reject(err: Error): void }> = [];
 
@@ -87,9 +85,9 @@ export class BackendConnection implements ReplySink, SlotOwner {
     socket.setKeepAlive(true, 30_000);
     socket.setTimeout(options.connectTimeout);
     socket.on('data', (chunk: Buffer) => this.framer.push(chunk));
-    socket.on('timeout', () => this.teardown(`connect timeout after ${options.connectTimeout} ms`, true));
-    socket.on('error', (err: NodeJS.ErrnoException) => this.teardown(err.code ?? err.message, true));
-    socket.on('close', () => this.teardown('connection closed', true));
+    socket.on('timeout', () => this.teardown(`connect timeout after ${options.connectTimeout} ms`, 'unreachable'));
+    socket.on('error', (err: NodeJS.ErrnoException) => this.teardown(err.code ?? err.message, this.wasReady ? 'lost' : 'unreachable'));
+    socket.on('close', () => this.teardown('connection closed', this.wasReady ? 'lost' : 'unreachable'));
     // The handshake: its replies come first; the connection is ready after the last one.
     const handshake: string[][] = [];
     if (options.protocol === 3) {
@@ -122,23 +120,23 @@ export class BackendConnection implements ReplySink, SlotOwner {
   }
 
   /**
-   * Queues the request `buf[start, end)`; its reply will fill `slot`. On a closed connection
-   * the slot gets its error in a microtask (never re-entrantly).
+   * Queues the request `buf[start, end)`; its reply will settle `reply`. On a closed
+   * connection `reply` fails in a microtask (never re-entrantly).
    */
-  send(slot: ReplySlot, buf: Buffer, start: number, end: number): void {
-    if (this.closed) {
-      const message = `ERR redis-proxy: ${this.options.label} ${this.closeReason}`;
-      queueMicrotask(() => slot.owner.onSlotError(slot, message));
+  send(reply: OwedReply, buf: Buffer, start: number, end: number): void {
+    const failure = this.failure;
+    if (failure !== null) {
+      queueMicrotask(() => reply.fail(failure));
       return;
     }
-    slot.sentAt = coarseNow();
-    this.owed.push(slot);
+    reply.sentAt = coarseNow();
+    this.owed.push(reply);
     this.output.pushRange(buf, start, end);
   }
 
   /** Queues one of the proxy's own requests (handshake, SELECT, HELLO). */
   private sendInternal(request: Buffer): void {
-    this.send(new ReplySlot(this, 0), request, 0, request.length);
+    this.send(new InternalReply(this), request, 0, request.length);
   }
 
   /** Switches the connection to database `db` (a SELECT queued before whatever comes next). */
@@ -155,9 +153,14 @@ export class BackendConnection implements ReplySink, SlotOwner {
     this.sendInternal(encodeCommand(['HELLO', String(protocol)]));
   }
 
-  /** Queues a request whose reply is not wanted by anyone but the passthrough sink (SUBSCRIBE in Pub/Sub mode). */
+  /** Queues a request whose reply no one is owed: it goes to the sink (Pub/Sub and MONITOR mode). */
   write(request: Buffer): void {
-    this.output.push(request);
+    if (this.failure === null) this.output.push(request);
+  }
+
+  /** Tells the connection it is now on database `db` (a SELECT the client's transaction ran); nothing is sent. */
+  assumeDb(db: number): void {
+    this.db = db;
   }
 
   /**
@@ -166,63 +169,60 @@ export class BackendConnection implements ReplySink, SlotOwner {
    */
   whenReady(): Promise<void> {
     if (this.ready) return Promise.resolve();
-    if (this.closed) return Promise.reject(new Error(`${this.options.label} ${this.closeReason}`));
+    if (this.failure !== null) return Promise.reject(new Error(`${this.options.label} ${this.failure.detail}`));
     return new Promise((resolve, reject) => {
       this.readyWaiters.push({ resolve, reject });
     });
   }
 
-  /** Closes the connection on purpose; every owed slot gets an error naming `reason`. Idempotent. */
-  destroy(reason: string): void {
-    this.teardown(reason, false);
+  /** Closes the connection on purpose; every owed reply fails with `detail` (kind `closed` unless given). Idempotent. */
+  destroy(detail: string, kind: BackendFailure['kind'] = 'closed'): void {
+    this.teardown(detail, kind);
   }
 
-  private teardown(reason: string, failed: boolean): void {
-    if (this.closed) return;
+  private teardown(detail: string, kind: BackendFailure['kind']): void {
+    if (this.failure !== null) return;
+    const failure: BackendFailure = { kind, node: this.options.label, detail };
+    this.failure = failure;
     this.closed = true;
     this.ready = false;
-    this.closeReason = reason;
     this.output.clear();
     this.socket.destroy();
-    const message = `ERR redis-proxy: ${this.options.label} ${reason}`;
-    let slot: ReplySlot | undefined;
-    while ((slot = this.owed.shift()) !== undefined) slot.owner.onSlotError(slot, message);
-    for (const w of this.readyWaiters.splice(0)) w.reject(new Error(`${this.options.label} ${reason}`));
-    const passthrough = this.passthrough;
-    this.passthrough = null;
-    passthrough?.onPassthroughClosed(reason);
-    this.events.onClosed(this, reason, failed);
-  }
-
-  /** Why the connection closed ('' while open). */
-  get reason(): string {
-    return this.closeReason;
+    let reply: OwedReply | undefined;
+    while ((reply = this.owed.shift()) !== undefined) reply.fail(failure);
+    for (const w of this.readyWaiters.splice(0)) w.reject(new Error(`${this.options.label} ${detail}`));
+    const sink = this.sink;
+    this.sink = null;
+    sink?.onStreamClosed(detail);
+    this.events.onClosed(this, failure);
   }
 
   onReply(buf: Buffer, start: number, end: number): void {
-    if (buf[start] === 0x3e && this.passthrough !== null) {
+    if (buf[start] === 0x3e && this.sink !== null) {
       // A RESP3 push (Pub/Sub message, tracking invalidation): out of band, not a reply.
-      this.passthrough.onPassthrough(buf, start, end);
+      this.sink.onStreamReply(buf, start, end);
       return;
     }
-    const slot = this.owed.shift();
-    if (slot === undefined) {
-      if (this.passthrough !== null) this.passthrough.onPassthrough(buf, start, end);
-      else this.teardown('sent a reply nobody asked for', true);
+    const reply = this.owed.shift();
+    if (reply === undefined) {
+      if (this.sink !== null) this.sink.onStreamReply(buf, start, end);
+      else this.teardown('sent a reply nobody asked for', 'protocol');
       return;
     }
-    slot.owner.onSlotReply(slot, buf, start, end);
+    reply.settle(buf, start, end);
   }
 
   onFramingError(message: string): void {
-    this.teardown(`protocol error: ${message}`, true);
+    this.teardown(`protocol error: ${message}`, 'protocol');
   }
 
-  // Replies to the proxy's own requests (handshake, SELECT): an error makes the connection unusable.
-  onSlotReply(_slot: ReplySlot, buf: Buffer, start: number, end: number): void {
+  /** A reply to one of the proxy's own requests (handshake, SELECT, HELLO). */
+  internalReplied(buf: Buffer, start: number, end: number): void {
     if (buf[start] === 0x2d) {
       // A refused handshake (WRONGPASS, NOAUTH) is the node's failure; a refused SELECT or HELLO later is ours.
-      this.teardown(`refused ${this.ready ? 'SELECT or HELLO' : 'the handshake'}: ${buf.toString('latin1', start + 1, end - 2)}`, !this.ready);
+      const text = buf.toString('latin1', start + 1, end - 2);
+      if (this.ready) this.teardown(`refused SELECT or HELLO: ${text}`, 'closed');
+      else this.teardown(`refused the handshake: ${text}`, 'unreachable');
       return;
     }
     if (buf[start] === 0x3a && !this.ready && this.options.wantClientId === true) {
@@ -235,9 +235,5 @@ export class BackendConnection implements ReplySink, SlotOwner {
       this.events.onReady(this);
       for (const w of this.readyWaiters.splice(0)) w.resolve();
     }
-  }
-
-  onSlotError(): void {
-    // The connection is closing; destroy() reports it.
   }
 }

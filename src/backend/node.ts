@@ -8,6 +8,8 @@ import type { Logger } from 'pino';
 import type { NodeConfig } from '../config/types.js';
 import { BackendConnection, type ConnectionEvents } from './connection.js';
 import { ControlClient, parseInfo } from './control-client.js';
+import { Lease, type LeasePool } from './lease.js';
+import type { BackendFailure, Link } from './link.js';
 
 export type NodeRole = 'master' | 'replica';
 
@@ -43,7 +45,7 @@ export interface NodeHealth {
   error: string;
 }
 
-export class Node implements ConnectionEvents {
+export class Node implements ConnectionEvents, LeasePool {
   readonly role: NodeRole;
   readonly label: string;
   readonly weight: number;
@@ -109,7 +111,7 @@ export class Node implements ConnectionEvents {
    * A shared connection for database `db` speaking RESP `protocol`: round-robin over the
    * node's shared connections for that pair, opened on first use and replaced when closed.
    */
-  sharedConnection(db: number, protocol: 2 | 3): BackendConnection {
+  sharedLink(db: number, protocol: 2 | 3): Link {
     const byDb = this.shared[protocol - 2]!;
     let conns = byDb[db];
     if (conns === undefined) {
@@ -127,28 +129,24 @@ export class Node implements ConnectionEvents {
   }
 
   /**
-   * Leases a dedicated connection from the pool, switched to database `db` and RESP `protocol`.
+   * Leases a dedicated connection from the pool, switched to database `db` and RESP
+   * `protocol`. End the lease with {@link Lease.release}.
    * @throws Error when none can be had within the connect timeout (pool exhausted or node down).
    */
-  async acquire(db: number, protocol: 2 | 3): Promise<BackendConnection> {
+  async acquire(db: number, protocol: 2 | 3): Promise<Lease> {
     const conn = await this.pool.acquire();
     conn.setProtocol(protocol);
     conn.select(db);
-    return conn;
+    return new Lease(conn, this);
   }
 
-  /**
-   * Returns a leased connection. `clean` says it holds no state (no MULTI/WATCH, not
-   * blocked, no Pub/Sub, no replies owed); otherwise it is closed instead of reused.
-   */
-  release(conn: BackendConnection, clean: boolean): void {
-    conn.passthrough = null;
-    if (clean && !conn.closed && conn.owedCount === 0) {
-      void this.pool.release(conn);
-    } else {
-      conn.destroy('released with connection state');
-      void this.pool.destroy(conn).catch(() => undefined);
-    }
+  giveBack(conn: BackendConnection): void {
+    void this.pool.release(conn);
+  }
+
+  discard(conn: BackendConnection, reason: string): void {
+    conn.destroy(reason);
+    void this.pool.destroy(conn).catch(() => undefined);
   }
 
   /**
@@ -182,7 +180,7 @@ export class Node implements ConnectionEvents {
   expireShared(now: number, timeoutMs: number): void {
     for (const conn of this.sharedConnections()) {
       const sentAt = conn.oldestSentAt;
-      if (sentAt > 0 && now - sentAt > timeoutMs) conn.destroy(`command timed out after ${timeoutMs} ms`);
+      if (sentAt > 0 && now - sentAt > timeoutMs) conn.destroy(`command timed out after ${timeoutMs} ms`, 'timeout');
     }
   }
 
@@ -205,14 +203,14 @@ export class Node implements ConnectionEvents {
     this.setReachable(true, '');
   }
 
-  onClosed(conn: BackendConnection, reason: string, failed: boolean): void {
-    if (!failed || this.closing) return;
+  onClosed(_conn: BackendConnection, failure: BackendFailure): void {
+    if (this.closing) return;
     // A connection that could not be established: the node is presumed down until a health
     // check or a new connection says otherwise, so reads go elsewhere and writes fail fast.
     // An established one that closed (the node died, or its `timeout` or CLIENT KILL ended
-    // it) calls for a health check now rather than a verdict.
-    if (!conn.wasReady) this.setReachable(false, reason);
-    else this.options.onConnectionLost(this);
+    // it, or it broke the protocol) calls for a health check now rather than a verdict.
+    if (failure.kind === 'unreachable') this.setReachable(false, failure.detail);
+    else if (failure.kind === 'lost' || failure.kind === 'protocol') this.options.onConnectionLost(this);
   }
 
   private setReachable(reachable: boolean, error: string): void {

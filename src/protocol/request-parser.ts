@@ -74,6 +74,39 @@ export class RequestView {
     for (let i = 0; i < this.argc; i++) out[i] = this.arg(i);
     return out;
   }
+
+  /**
+   * A request built from `args`, encoded as a RESP array in a buffer of its own (a copy:
+   * valid after the parser moves on). For requests the proxy keeps or makes itself.
+   */
+  static of(args: ReadonlyArray<Buffer | string>): RequestView {
+    const view = new RequestView();
+    encodeInto(view, args);
+    return view;
+  }
+}
+
+/** Encodes `args` as a RESP array into a new buffer and points `view` at it and its arguments. */
+function encodeInto(view: RequestView, args: ReadonlyArray<Buffer | string>): void {
+  const heads = args.map((a) => `$${Buffer.byteLength(a)}\r\n`);
+  const top = `*${args.length}\r\n`;
+  let size = top.length;
+  for (let i = 0; i < args.length; i++) size += heads[i]!.length + Buffer.byteLength(args[i]!) + 2;
+  const out = Buffer.allocUnsafe(size);
+  let w = out.write(top, 0, 'latin1');
+  for (let i = 0; i < args.length; i++) {
+    w += out.write(heads[i]!, w, 'latin1');
+    view.starts[i] = w;
+    const a = args[i]!;
+    w += typeof a === 'string' ? out.write(a, w) : a.copy(out, w);
+    view.ends[i] = w;
+    out[w++] = 0x0d;
+    out[w++] = 0x0a;
+  }
+  view.buf = out;
+  view.start = 0;
+  view.end = size;
+  view.argc = args.length;
 }
 
 /** What the parser reports to. */
@@ -252,27 +285,7 @@ export class RequestParser {
     view.argc = 0;
     if (args.length === 0) return nl + 1;
     // Re-encode as RESP so that every request is forwarded in one form.
-    let size = 0;
-    const heads = args.map((a) => {
-      const head = `$${a.length}\r\n`;
-      size += head.length + a.length + 2;
-      return head;
-    });
-    const top = `*${args.length}\r\n`;
-    const out = Buffer.allocUnsafe(top.length + size);
-    let w = out.write(top, 0, 'latin1');
-    for (let i = 0; i < args.length; i++) {
-      w += out.write(heads[i]!, w, 'latin1');
-      view.starts[i] = w;
-      w += args[i]!.copy(out, w);
-      view.ends[i] = w;
-      out[w++] = 0x0d;
-      out[w++] = 0x0a;
-    }
-    view.buf = out;
-    view.start = 0;
-    view.end = out.length;
-    view.argc = args.length;
+    encodeInto(view, args);
     return nl + 1;
   }
 }

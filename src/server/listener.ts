@@ -12,18 +12,20 @@ import { coarseNow } from '../io/clock.js';
 import { Router } from '../routing/router.js';
 import { Session, type SessionContext } from '../session/session.js';
 import { PROXY_VERSION } from '../version.js';
+import { DenyList } from './deny-list.js';
 
 export class Listener implements SessionContext {
   readonly master: Node;
   readonly replicas: Node[];
   readonly router: Router;
   readonly sessions = new Set<Session>();
+  private readonly byId = new Map<number, Session>();
   readonly logger: Logger;
   databases = 16;
   /** The master's replication offset at its last health check, and the coarse ms that check was sent. */
   masterOffset = 0;
   masterOffsetAt = 0;
-  readonly denied: ReadonlySet<string>;
+  readonly denyList: DenyList;
   /** The port actually listened on. */
   port = 0;
   private readonly server: net.Server;
@@ -39,7 +41,7 @@ export class Listener implements SessionContext {
     logger: Logger,
   ) {
     this.logger = logger.child({ listener: config.name });
-    this.denied = new Set(config.denyCommands);
+    this.denyList = new DenyList(config);
     const node = (role: 'master' | 'replica', nodeConfig: ListenerConfig['master']): Node =>
       new Node({
         role,
@@ -51,8 +53,11 @@ export class Listener implements SessionContext {
         logger: this.logger,
         onStateChange: (n) => {
           this.router.rebuild();
+          if (!n.reachable || this.port === 0) return;
           // A master that comes back (or was down at start) may know commands the table lacks.
-          if (n === this.master && n.reachable && this.port !== 0) void this.learnFromMaster();
+          if (n === this.master) void this.learnFromMaster();
+          // A node that comes back may have lost (or gained) the ACL rules scripts rely on.
+          void this.verifyDenyList();
         },
         onConnectionLost: () => void this.checkHealth(),
       });
@@ -74,6 +79,7 @@ export class Listener implements SessionContext {
       else this.logger.warn({ node: n.label, error: n.health.error }, 'backend unreachable at start');
     }
     await this.learnFromMaster();
+    await this.verifyDenyList();
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(this.config.listen, this.config.bind, () => {
@@ -128,8 +134,17 @@ export class Listener implements SessionContext {
     await Promise.all([this.master, ...this.replicas].map((n) => n.close()));
   }
 
+  get serverVersion(): string {
+    return this.master.serverVersion;
+  }
+
+  sessionById(id: number): Session | undefined {
+    return this.byId.get(id);
+  }
+
   onSessionClosed(session: Session): void {
     this.sessions.delete(session);
+    this.byId.delete(session.id);
     if (this.sessions.size === 0) for (const w of this.closedWaiters.splice(0)) w();
   }
 
@@ -165,6 +180,7 @@ export class Listener implements SessionContext {
     }
     const session = new Session(socket, this);
     this.sessions.add(session);
+    this.byId.set(session.id, session);
   }
 
   /**
@@ -204,6 +220,29 @@ export class Listener implements SessionContext {
     if (timeout <= 0) return;
     const now = coarseNow();
     for (const node of [this.master, ...this.replicas]) node.expireShared(now, timeout);
+  }
+
+  /**
+   * Checks with ACL DRYRUN that every node refuses the denied commands a script could
+   * call (see ./deny-list.ts); until it has, or where they do not, scripts are refused.
+   */
+  private async verifyDenyList(): Promise<void> {
+    if (this.denyList.scriptReachable.length === 0) return;
+    const nodes = [this.master, ...this.replicas].map((n, i) => ({
+      label: n.label,
+      username: (i === 0 ? this.config.master : this.config.replicas[i - 1]!).username,
+      call: (...args: Array<string | Buffer>) => n.call(...args),
+    }));
+    const result = await this.denyList.verify(nodes);
+    if (result.enforced) {
+      this.logger.info({ denyCommands: this.denyList.scriptReachable }, 'scripts allowed: the nodes refuse the denied commands to the proxy');
+    } else if (!this.config.scriptsBypassDenyCommands) {
+      const first = result.unenforced[0];
+      this.logger.warn(
+        { denyCommands: this.denyList.scriptReachable, command: first?.command, node: first?.node, reason: first?.reason },
+        'scripts refused on this listener: a denied command could run inside them',
+      );
+    }
   }
 
   private async learnFromMaster(): Promise<void> {

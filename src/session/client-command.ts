@@ -5,12 +5,12 @@
  */
 import type { RequestView } from '../protocol/request-parser.js';
 import { encodeBulk, encodeInteger, OK } from '../protocol/resp.js';
-import type { Session } from './session.js';
+import type { ClientView, LocalSession } from './session-api.js';
 
 /** One CLIENT LIST line (without the newline), fields as Redis 7.0 prints them. */
-export function clientInfoLine(s: Session): string {
+export function clientInfoLine(s: ClientView): string {
   const now = Date.now();
-  const local = `${s.socket.localAddress}:${s.socket.localPort}`;
+  const local = s.localAddress;
   const info = s.describe();
   return (
     `id=${s.id} addr=${s.address} laddr=${local} fd=-1 name=${s.name} age=${Math.floor((now - s.createdAt) / 1000)} ` +
@@ -20,12 +20,12 @@ export function clientInfoLine(s: Session): string {
   );
 }
 
-function sessionType(s: Session): string {
+function sessionType(s: ClientView): string {
   return s.describe().flags.includes('P') ? 'pubsub' : 'normal';
 }
 
 /** CLIENT LIST [TYPE type] [ID id ...] */
-export function clientList(s: Session, req: RequestView): void {
+export function clientList(s: LocalSession, req: RequestView): void {
   let sessions = [...s.ctx.sessions];
   let i = 2;
   while (i < req.argc) {
@@ -52,12 +52,12 @@ export function clientList(s: Session, req: RequestView): void {
 }
 
 /** CLIENT INFO */
-export function clientInfo(s: Session): void {
+export function clientInfo(s: LocalSession): void {
   s.reply(encodeBulk(`${clientInfoLine(s)}\n`));
 }
 
 /** CLIENT KILL ip:port | CLIENT KILL [ID id] [TYPE type] [USER name] [ADDR ip:port] [LADDR ip:port] [SKIPME yes|no] */
-export function clientKill(s: Session, req: RequestView): void {
+export function clientKill(s: LocalSession, req: RequestView): void {
   if (req.argc === 3) {
     const addr = req.argString(2);
     const victim = [...s.ctx.sessions].find((x) => x.address === addr);
@@ -67,7 +67,7 @@ export function clientKill(s: Session, req: RequestView): void {
     return;
   }
   if (req.argc < 3 || req.argc % 2 !== 0) return s.replyError('ERR syntax error');
-  const tests: Array<(x: Session) => boolean> = [];
+  const tests: Array<(x: ClientView) => boolean> = [];
   let skipMe = true;
   for (let i = 2; i < req.argc; i += 2) {
     const value = req.argString(i + 1);
@@ -82,7 +82,7 @@ export function clientKill(s: Session, req: RequestView): void {
     } else if (req.argIs(i, 'addr')) {
       tests.push((x) => x.address === value);
     } else if (req.argIs(i, 'laddr')) {
-      tests.push((x) => `${x.socket.localAddress}:${x.socket.localPort}` === value);
+      tests.push((x) => x.localAddress === value);
     } else if (req.argIs(i, 'user')) {
       tests.push((x) => x.user === value);
     } else if (req.argIs(i, 'skipme')) {
@@ -99,20 +99,20 @@ export function clientKill(s: Session, req: RequestView): void {
 }
 
 /** Closes another session at once, or this one after its pending replies (as Redis does for itself). */
-function kill(self: Session, victim: Session): void {
+function kill(self: LocalSession, victim: ClientView): void {
   if (victim === self) self.closeAfterReplies();
   else victim.close('killed by CLIENT KILL');
 }
 
 /** CLIENT NO-EVICT on|off and CLIENT NO-TOUCH on|off: accepted per session; they do not reach the shared connections. */
-export function clientOnOff(s: Session, req: RequestView): void {
+export function clientOnOff(s: LocalSession, req: RequestView): void {
   if (req.argc !== 3) return s.replyError(`ERR wrong number of arguments for 'client|${req.argString(1).toLowerCase()}' command`);
   if (!req.argIs(2, 'on') && !req.argIs(2, 'off')) return s.replyError('ERR syntax error');
   s.reply(OK);
 }
 
 /** CLIENT REPLY ON|OFF|SKIP */
-export function clientReply(s: Session, req: RequestView): void {
+export function clientReply(s: LocalSession, req: RequestView): void {
   if (req.argc !== 3) return s.replyError(`ERR wrong number of arguments for 'client|reply' command`);
   if (req.argIs(2, 'on')) {
     s.setReplyMode('on');
@@ -124,4 +124,10 @@ export function clientReply(s: Session, req: RequestView): void {
   } else {
     s.replyError('ERR syntax error');
   }
+}
+
+/** CLIENT GETREDIR: -1 when tracking is off, 0 when on without REDIRECT, else the target's session id. */
+export function clientGetredir(s: LocalSession, req: RequestView): void {
+  if (req.argc !== 2) return s.replyError(`ERR wrong number of arguments for 'client|getredir' command`);
+  s.reply(encodeInteger(s.trackingRedirect));
 }

@@ -3,15 +3,15 @@
  * texts: they concern the client connection (which the proxy owns), not the data.
  * Sources: https://redis.io/docs/latest/commands/ (each command's page).
  */
-import { lookupCommand, resolveSubcommand, type CommandInfo } from '../commands/index.js';
+import { LOCAL_NAMES } from '../commands/index.js';
 import type { RequestView } from '../protocol/request-parser.js';
 import { encodeBulk, encodeInteger, encodeSimple, encodeValue, OK, PONG, ReplyMap } from '../protocol/resp.js';
-import type { Session } from './session.js';
-import { clientInfo, clientKill, clientList, clientOnOff, clientReply } from './client-command.js';
+import { clientGetredir, clientInfo, clientKill, clientList, clientOnOff, clientReply } from './client-command.js';
+import type { LocalSession } from './session-api.js';
 
-export type LocalCommand = (session: Session, req: RequestView) => void;
+export type LocalCommand = (session: LocalSession, req: RequestView) => void;
 
-function wrongArgs(session: Session, name: string): void {
+function wrongArgs(session: LocalSession, name: string): void {
   session.replyError(`ERR wrong number of arguments for '${name}' command`);
 }
 
@@ -29,16 +29,15 @@ export function parseRedisInteger(text: string): number {
 const WRONGPASS = 'WRONGPASS invalid username-password pair or user is disabled.';
 
 /** Checks credentials against the listener's `password` / `users`; true when they match. */
-function checkCredentials(session: Session, username: string, password: string): boolean {
+function checkCredentials(session: LocalSession, username: string, password: string): boolean {
   const { password: required, users } = session.ctx.config;
   if (username === 'default') return required === undefined ? (users ?? []).length === 0 : password === required;
   return (users ?? []).some((u) => u.username === username && u.password === password);
 }
 
-function authenticate(session: Session, username: string, password: string): boolean {
+function authenticate(session: LocalSession, username: string, password: string): boolean {
   if (!checkCredentials(session, username, password)) return false;
-  session.authenticated = true;
-  session.user = username;
+  session.authenticate(username);
   return true;
 }
 
@@ -118,7 +117,7 @@ const hello: LocalCommand = (s, req) => {
   s.setProtocol(protocol);
   const info = new ReplyMap([
     ['server', 'redis'],
-    ['version', s.ctx.master.serverVersion],
+    ['version', s.ctx.serverVersion],
     ['proto', protocol],
     ['id', s.id],
     ['mode', 'standalone'],
@@ -183,39 +182,34 @@ const reset: LocalCommand = (s, req) => {
   s.reply(encodeSimple('RESET'));
 };
 
-function command(name: string): CommandInfo {
-  const [top, sub] = name.split('|');
-  const info = lookupCommand(top!);
-  if (info === undefined) throw new Error(`command table lacks ${name}`);
-  return sub === undefined ? info : resolveSubcommand(info, sub);
-}
-
 /**
- * Locally answered commands, keyed by command table entry (an object-keyed Map lookup on
- * the hot path). CLIENT SETINFO (Redis 7.2) is answered even when the table, generated
- * from 7.0, lacks it: subcommands the table does not know resolve to the CLIENT entry.
+ * Locally answered commands by table name (`client|setname`); every name of
+ * LOCAL_NAMES (src/commands/routes.ts) has one. The CLIENT container entry answers the
+ * subcommands a 7.0 table lacks (SETINFO and NO-TOUCH are Redis 7.2).
  */
-export const LOCAL_COMMANDS: ReadonlyMap<CommandInfo, LocalCommand> = (() => {
-  const map = new Map<CommandInfo, LocalCommand>([
-    [command('ping'), ping],
-    [command('echo'), echo],
-    [command('quit'), quit],
-    [command('select'), select],
-    [command('auth'), auth],
-    [command('hello'), hello],
-    [command('reset'), reset],
-    [command('client|setname'), clientSetname],
-    [command('client|getname'), clientGetname],
-    [command('client|id'), clientId],
-    [command('client|list'), clientList],
-    [command('client|info'), clientInfo],
-    [command('client|kill'), clientKill],
-    [command('client|reply'), clientReply],
-    [command('client|no-evict'), clientOnOff],
-  ]);
-  const client = command('client');
-  const setinfo = command('client|setinfo');
-  if (setinfo !== client) map.set(setinfo, clientSetinfo);
-  else map.set(client, clientWithoutTableEntry);
-  return map;
-})();
+export const LOCAL_COMMANDS: ReadonlyMap<string, LocalCommand> = new Map<string, LocalCommand>([
+  ['ping', ping],
+  ['echo', echo],
+  ['quit', quit],
+  ['select', select],
+  ['auth', auth],
+  ['hello', hello],
+  ['reset', reset],
+  ['client|setname', clientSetname],
+  ['client|getname', clientGetname],
+  ['client|id', clientId],
+  ['client|list', clientList],
+  ['client|info', clientInfo],
+  ['client|kill', clientKill],
+  ['client|reply', clientReply],
+  ['client|no-evict', clientOnOff],
+  ['client|no-touch', clientOnOff],
+  ['client|setinfo', clientSetinfo],
+  ['client|getredir', clientGetredir],
+  ['client', clientWithoutTableEntry],
+]);
+
+// A name routed as local without a handler is a programming error: fail at load, not per request.
+for (const name of LOCAL_NAMES) {
+  if (!LOCAL_COMMANDS.has(name)) throw new Error(`no handler for the locally answered command ${name}`);
+}

@@ -3,8 +3,7 @@
  * when the session leaves Pub/Sub mode, and the replies Redis gives to UNSUBSCRIBE outside
  * that mode. Source: https://redis.io/docs/latest/develop/interact/pubsub/
  */
-import { encodeCommand, encodeValue } from '../protocol/resp.js';
-import { isPingReply } from './command-traits.js';
+import { encodeValue } from '../protocol/resp.js';
 
 /** What a confirmation counts: channels + patterns, or shard channels (SSUBSCRIBE). */
 export const COUNT_NONE = 0;
@@ -60,57 +59,28 @@ export function unsubscribedReplies(kind: string, channels: Buffer[], protocol: 
   return Buffer.concat(channels.map(one));
 }
 
-let drainCount = 0;
-
-/**
- * A session's subscriptions as Redis's confirmations report them, and the drain that a
- * QUIT or RESET in Pub/Sub mode waits for: a PING with a marker sent behind every command
- * still in flight, whose answer means all their replies have arrived.
- */
+/** A session's subscriptions as Redis's confirmations report them. */
 export class Subscriptions {
   /** Channels + patterns, and shard channels, after the last confirmation. */
   channels = 0;
   shardChannels = 0;
-  private marker: string | null = null;
-  private drained = false;
 
-  /** Reads a confirmation passing through; true when it was the unsubscribe that left none. */
+  /** Reads a confirmation passing through; true when it was an unsubscribe that left none. */
   observe(buf: Buffer, start: number, end: number): boolean {
     const c = readConfirmation(buf, start, end);
     if (c === null) return false;
     if (c.counts === COUNT_CHANNELS) this.channels = c.count;
     else this.shardChannels = c.count;
-    return c.unsubscribe && this.channels === 0 && this.shardChannels === 0;
+    return c.unsubscribe && this.none;
   }
 
-  /** True from {@link startDrain} until {@link reset}. */
-  get draining(): boolean {
-    return this.marker !== null;
-  }
-
-  /** True once the drain's PING has been answered. */
-  get isDrained(): boolean {
-    return this.drained;
-  }
-
-  /** Starts a drain; returns the PING to send on the subscribed connection. */
-  startDrain(sessionId: number): Buffer {
-    this.marker = `__redis-proxy__:drain:${sessionId}:${++drainCount}`;
-    this.drained = false;
-    return encodeCommand(['PING', this.marker]);
-  }
-
-  /** True (and the drain is complete) when a reply is the drain PING's answer. */
-  takeDrainReply(buf: Buffer, start: number, end: number): boolean {
-    if (this.marker === null || !isPingReply(buf, start, end, this.marker)) return false;
-    this.drained = true;
-    return true;
+  /** True when the last confirmations left no subscription. */
+  get none(): boolean {
+    return this.channels === 0 && this.shardChannels === 0;
   }
 
   /** Forgets everything (the mode ended). */
   reset(): void {
     this.channels = this.shardChannels = 0;
-    this.marker = null;
-    this.drained = false;
   }
 }

@@ -3,12 +3,12 @@
  * answers, and every leading filled slot written to the client at once. At most one slot
  * is an open stream (Pub/Sub, MONITOR): what streams through it is written while it is at
  * the head, and held behind earlier replies until then.
+ *
+ * Writing never closes anything: {@link ReplyQueue.fill} and {@link ReplyQueue.stream}
+ * return true when the client's unsent output has passed its limit, and the caller decides.
  */
-import { ReplySlot, type SlotOwner } from '../backend/reply-slot.js';
 import type { BatchedOutput } from '../io/batched-output.js';
-
-/** Slot flag: the reply is not written (CLIENT REPLY OFF/SKIP, the proxy's own requests). */
-export const SLOT_SILENT = 128;
+import { ReplySlot, SLOT_SILENT, type SlotOwner } from './reply-slot.js';
 
 export class ReplyQueue {
   private head: ReplySlot | null = null;
@@ -21,12 +21,12 @@ export class ReplyQueue {
   /**
    * @param owner receives the slots' replies (the session)
    * @param output the client's socket output
-   * @param checkLimit called after each write (the session enforces its output limit)
+   * @param limit bytes of unsent output past which a write reports a breach (0 = never)
    */
   constructor(
     private readonly owner: SlotOwner,
     private readonly output: BatchedOutput,
-    private readonly checkLimit: () => void,
+    private readonly limit: number,
   ) {}
 
   /** True when every reply has been written. */
@@ -44,17 +44,17 @@ export class ReplyQueue {
     return slot;
   }
 
-  /** Fills `slot` with `buf[start, end)` and writes every leading filled slot. */
-  fill(slot: ReplySlot, buf: Buffer, start: number, end: number): void {
+  /**
+   * Fills `slot` with `buf[start, end)` and writes every leading filled slot.
+   * @returns true when the unsent output is now over the limit
+   */
+  fill(slot: ReplySlot, buf: Buffer, start: number, end: number): boolean {
     if (slot !== this.head) {
       slot.reply = start === 0 && end === buf.length ? buf : buf.subarray(start, end);
       slot.done = true;
-      return;
+      return false;
     }
-    if (!(slot.flags & SLOT_SILENT) && end > start) {
-      this.output.pushRange(buf, start, end);
-      this.checkLimit();
-    }
+    if (!(slot.flags & SLOT_SILENT) && end > start) this.output.pushRange(buf, start, end);
     let next = slot.next;
     let written = 1;
     while (next !== null && next.done) {
@@ -67,6 +67,7 @@ export class ReplyQueue {
     if (next === null) this.tail = null;
     else if (next === this.streamSlot) this.writeBacklog();
     this.inflight -= written;
+    return this.overLimit();
   }
 
   /** Opens the stream slot (at the tail). */
@@ -79,25 +80,32 @@ export class ReplyQueue {
     return this.streamSlot !== null;
   }
 
-  /** Sends `buf[start, end)` through the open stream: now if it is at the head, else after the replies before it. */
-  stream(buf: Buffer, start = 0, end = buf.length): void {
+  /**
+   * Sends `buf[start, end)` through the open stream: now if it is at the head, else after
+   * the replies before it.
+   * @returns true when the unsent output is now over the limit
+   */
+  stream(buf: Buffer, start = 0, end = buf.length): boolean {
     if (this.streamSlot === this.head) {
       this.output.pushRange(buf, start, end);
-      this.checkLimit();
-    } else {
-      this.streamBacklog.push(buf.subarray(start, end));
+      return this.overLimit();
     }
+    this.streamBacklog.push(buf.subarray(start, end));
+    return false;
   }
 
-  /** Closes the stream slot; what it held back is written in its turn. */
-  closeStream(): void {
+  /**
+   * Closes the stream slot; what it held back is written in its turn.
+   * @returns true when the unsent output is now over the limit
+   */
+  closeStream(): boolean {
     const slot = this.streamSlot;
-    if (slot === null) return;
+    if (slot === null) return false;
     this.streamSlot = null;
     const backlog = this.streamBacklog;
     this.streamBacklog = [];
     const rest = backlog.length === 1 ? backlog[0]! : Buffer.concat(backlog);
-    this.fill(slot, rest, 0, rest.length);
+    return this.fill(slot, rest, 0, rest.length);
   }
 
   /** Forgets every slot (the session closed). */
@@ -106,14 +114,16 @@ export class ReplyQueue {
     this.streamBacklog = [];
   }
 
+  private overLimit(): boolean {
+    return this.limit > 0 && this.output.unsentBytes > this.limit;
+  }
+
   private writeBacklog(): void {
     for (const b of this.streamBacklog) this.write(b);
     this.streamBacklog = [];
   }
 
   private write(buf: Buffer): void {
-    if (buf.length === 0) return;
-    this.output.push(buf);
-    this.checkLimit();
+    if (buf.length > 0) this.output.push(buf);
   }
 }

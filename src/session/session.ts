@@ -1,67 +1,103 @@
 /**
- * A session: one client connection and its state (db, name, auth, MULTI/WATCH, Pub/Sub).
+ * A session: one client connection and its state (db, RESP version, name, auth, MULTI/WATCH,
+ * Pub/Sub, MONITOR, tracking, reply mode).
  *
  * Every request takes a reply slot in request order; the reply, from whichever node,
- * fills it; leading filled slots are written to the client at once. Pipelined replies thus
- * come back in request order even when the requests went to different nodes.
+ * fills it; leading filled slots are written to the client at once (./reply-queue.ts).
+ * Master-bound requests go through the session's MasterChannel (the ordering barrier and
+ * the lease, ./master-channel.ts); reads go to the node the read policy picks.
  *
- * Ordering on the master: a session has requests in flight on one master connection at a
- * time. Moving to another (a dedicated connection, or another database's shared one)
- * waits until the replies owed on the old one have arrived (the parser is stalled), so a
- * client's own writes execute in the order it sent them.
+ * Dispatch (`onRequest`) is a few guards and one switch over the command's route
+ * (src/commands/routes.ts); the modes that change how requests are handled (a
+ * transaction, a Pub/Sub or MONITOR stream) have their own dispatch. A request that cannot
+ * go yet returns false: the parser keeps it and the session stops reading; whatever
+ * clears the obstacle calls {@link Session.wake}, which resumes parsing in a microtask,
+ * never from inside a backend callback.
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import {
-  CMD_BLOCKING,
   CMD_NO_AUTH,
-  CMD_READONLY,
-  CMD_WRITE,
+  lookupCommand,
   lookupCommandBytes,
   resolveSubcommand,
+  ROUTE_ALL_NODES,
+  ROUTE_BLOCKING,
+  ROUTE_INFO,
+  ROUTE_LOCAL,
+  ROUTE_MASTER,
+  ROUTE_MONITOR,
+  ROUTE_MULTI,
+  ROUTE_READ,
+  ROUTE_REFUSED,
+  ROUTE_SCAN,
+  ROUTE_SUBSCRIBE,
+  ROUTE_TRACKING,
+  ROUTE_UNBLOCK,
+  ROUTE_UNSUBSCRIBE,
+  ROUTE_UNWATCH,
+  ROUTE_WAIT,
+  ROUTE_WATCH,
+  ROUTE_XREAD,
+  TRAIT_CONNECTION_STATE,
+  TRAIT_SCRIPT,
+  TRAIT_WRITE,
   type CommandInfo,
 } from '../commands/index.js';
 import type { ListenerConfig } from '../config/types.js';
-import type { BackendConnection, PassthroughSink } from '../backend/connection.js';
+import { LEASE_MONITOR, LEASE_PUBSUB, LEASE_TRACKING, LEASE_TX, LEASE_WATCH, type Lease } from '../backend/lease.js';
+import type { BackendFailure } from '../backend/link.js';
 import type { Node } from '../backend/node.js';
+import { BatchedOutput } from '../io/batched-output.js';
+import { coarseNow } from '../io/clock.js';
+import { aggregateElements } from '../protocol/reply-elements.js';
+import { RequestParser, RequestView, type RequestHandler } from '../protocol/request-parser.js';
+import { encodeBulk, encodeCommand, encodeError, encodeInteger, encodeVerbatim } from '../protocol/resp.js';
+import type { Router } from '../routing/router.js';
+import type { DenyList } from '../server/deny-list.js';
+import { isBlockingCall, retryOnMaster, wantsProxySection } from './command-traits.js';
+import {
+  failureText,
+  NO_REDIRECT_TARGET,
+  NO_REPLICA,
+  noConnectionText,
+  replicationRefusedText,
+  unreachableText,
+  wrongArityText,
+} from './errors.js';
+import { LOCAL_COMMANDS, parseRedisInteger } from './local-commands.js';
+import { MasterChannel, type ChannelOwner } from './master-channel.js';
+import { unsubscribedReplies } from './pubsub.js';
+import { ReplyQueue } from './reply-queue.js';
 import {
   ReplySlot,
   SLOT_DEDICATED,
+  SLOT_EXEC,
+  SLOT_INFO,
   SLOT_MASTER,
   SLOT_READ,
   SLOT_RETRIED,
+  SLOT_SILENT,
+  SLOT_TRACKING,
+  SLOT_WRITE,
   type SlotOwner,
-} from '../backend/reply-slot.js';
-import { BatchedOutput } from '../io/batched-output.js';
-import { RequestParser, type RequestHandler, type RequestView } from '../protocol/request-parser.js';
-import { encodeBulk, encodeCommand, encodeError, encodeVerbatim } from '../protocol/resp.js';
-import { coarseNow } from '../io/clock.js';
-import type { Router } from '../routing/router.js';
-import { LOCAL_COMMANDS, parseRedisInteger } from './local-commands.js';
-import { Subscriptions, unsubscribedReplies } from './pubsub.js';
-import {
-  isBlockingCall,
-  retryOnMaster,
-  SCAN_FAMILY,
-  SCRIPT_CALLS,
-  SUBSCRIBES,
-  UNSUBSCRIBES,
-  wantsProxySection,
-} from './command-traits.js';
-import { ReplyQueue, SLOT_SILENT } from './reply-queue.js';
+} from './reply-slot.js';
+import type { LocalContext, LocalSession } from './session-api.js';
+import { MARK_DROP_NEXT, MARK_DROP_OFF, MARK_DROP_ON, MARK_END, MARK_HALT, MARK_REPLY, Stream } from './stream.js';
+import { PLACEHOLDER, Transaction, type TransactionHost } from './transaction.js';
 
 /** What a session needs from its listener. */
-export interface SessionContext {
+export interface SessionContext extends LocalContext {
   readonly config: ListenerConfig;
   readonly router: Router;
   readonly master: Node;
   readonly logger: Logger;
-  /** Number of databases of the master (`CONFIG GET databases`), for SELECT checks. */
-  readonly databases: number;
   /** Every open session of the listener (CLIENT LIST, CLIENT KILL). */
   readonly sessions: Set<Session>;
-  /** Commands refused on this listener (`denyCommands`: `config` or `config|set`). */
-  readonly denied: ReadonlySet<string>;
+  /** The session with this id (CLIENT ID), if open. */
+  sessionById(id: number): Session | undefined;
+  /** What the listener refuses (denyCommands, topology commands, scripts). */
+  readonly denyList: DenyList;
   /** Called once when the session has closed. */
   onSessionClosed(session: Session): void;
   /** The `# Proxy` section added to INFO (lines without the header, CRLF-separated). */
@@ -73,18 +109,33 @@ export interface SessionContext {
   sendToReplicas(args: Buffer[]): void;
 }
 
-/** Session state bits that pin it to a dedicated master connection. */
+/** Session state bits; any of them keeps the session on its lease. */
 export const STATE_TX = 1; // between MULTI and EXEC/DISCARD
 export const STATE_WATCH = 2; // WATCH held
 export const STATE_PUBSUB = 4; // subscribed to channels, patterns or shard channels
 export const STATE_MONITOR = 8; // MONITOR
 export const STATE_TRACKING = 16; // CLIENT TRACKING on
-/** States in which the dedicated connection's output is streamed to the client (not one reply per request). */
+export const STATE_REDIRECT_TARGET = 32; // another session's tracking REDIRECT names this one
+/** States in which the lease's output streams to the client (not one reply per request). */
 const STATE_STREAM = STATE_PUBSUB | STATE_MONITOR;
+
+/** Lifecycle: reading and dispatching; closing after the replies owed; closed. */
+const OPEN = 0;
+const CLOSING = 1;
+const CLOSED = 2;
+
+/** What {@link Session.leaseFor} returns when there is no lease yet. */
+const LEASE_WAIT = 0;
+const LEASE_FAILED = 1;
+
+/** The replicated no-op that carries a session's replication offset onto its WAIT connection. */
+const WAIT_MARKER = encodeCommand(['PUBLISH', '__redis-proxy__:wait', '']);
+const DISCARD = encodeCommand(['DISCARD']);
+const EXECABORT = 'EXECABORT Transaction discarded because of previous errors.';
 
 let nextSessionId = 1;
 
-export class Session implements RequestHandler, SlotOwner, PassthroughSink {
+export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSession, TransactionHost {
   readonly id = nextSessionId++;
   readonly createdAt = Date.now();
   /** Selected database. */
@@ -96,8 +147,6 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
   /** CLIENT SETINFO lib-name / lib-ver. */
   libName = '';
   libVersion = '';
-  /** Authenticated (always true when the listener has no client auth). */
-  authenticated: boolean;
   user = 'default';
   /** STATE_* bits. */
   state = 0;
@@ -105,44 +154,47 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
   lastCommand = 'NULL';
   /** Coarse ms of the last request, for CLIENT LIST idle=. */
   lastActive = coarseNow();
+  /** CLIENT REPLY OFF, and CLIENT REPLY SKIP (for the next command). */
+  repliesOff = false;
+  private skipNextReply = false;
+  /** Session id of the tracking REDIRECT target: -1 tracking off, 0 on without redirect. */
+  trackingRedirect = -1;
 
   private readonly parser: RequestParser;
   private readonly output: BatchedOutput;
   /** Replies owed to the client, in request order. */
   private readonly replies: ReplyQueue;
-  /** The master connection replies are owed on, and how many. */
-  private masterConn: BackendConnection | null = null;
-  private masterOwed = 0;
-  /** Leased connection while the session holds connection state or blocks. */
-  private dedicated: BackendConnection | null = null;
-  private acquiring = false;
-  private acquireError = '';
-  /** The dedicated connection holds state the session dropped (RESET): close it instead of reusing it. */
-  private dedicatedDirty = false;
-  /** Database a SELECT queued inside MULTI switches to when EXEC succeeds (-1: none). */
-  private txSelectDb = -1;
-  /** The same, for an EXEC sent and not yet answered (-1: none, or a later SELECT overrides it). */
-  private execSelectDb = -1;
-  /** A command of the transaction was refused by the proxy (denyCommands): EXEC aborts it. */
-  private txRejected = false;
-  /** Commands queued in the transaction (CLIENT LIST multi=). */
-  private txQueued = 0;
+  /** The way to the master: ordering barrier, shared connections, the lease. */
+  private readonly channel: MasterChannel;
+  private readonly tx = new Transaction();
+  /** Pub/Sub or MONITOR bookkeeping while streaming. */
+  private stream: Stream | null = null;
+  private isAuthenticated: boolean;
+  /** EXEC's reply must be applied before the next request (the transaction changed connection state). */
+  private awaitingExec = false;
   /** Writes sent and not yet answered (read-your-writes reads go to the master meanwhile). */
   private writesInFlight = 0;
   /** Coarse ms of the session's last write, for read-your-writes (0: none). */
   private lastWriteAt = 0;
   /** Node a SCAN-family iteration runs on (cursors are only valid there). */
   private scanNode: Node | null = null;
-  /** Subscription counts and the QUIT/RESET drain, in Pub/Sub mode. */
-  private readonly subscriptions = new Subscriptions();
-  /** Tracking was on before the CLIENT TRACKING ON in flight (a refusal leaves it on). */
-  private trackingWasOn = false;
-  /** CLIENT REPLY OFF, and CLIENT REPLY SKIP (for the next command). */
-  private repliesOff = false;
-  private skipNextReply = false;
+  /** Tracking state before the CLIENT TRACKING ON in flight (a refusal restores it). */
+  private trackingBefore = -1;
+  /** The session whose lease this one asked for, to REDIRECT tracking to it. */
+  private redirectAsked: Session | null = null;
+  /** Sessions waiting for this one's lease (their CLIENT TRACKING REDIRECT names it). */
+  private redirectWaiters: Session[] = [];
+  /** While a transaction's local command runs at EXEC: its replies are captured here. */
+  private capture: Buffer[] | null = null;
+  private phase = OPEN;
   private readingPaused = false;
-  private closing = false;
-  closed = false;
+  private pumpQueued = false;
+  private readonly pump = (): void => {
+    this.pumpQueued = false;
+    if (this.phase !== OPEN) return;
+    if (this.parser.isStalled) this.parser.resume();
+    this.updateFlow();
+  };
 
   constructor(
     readonly socket: Socket,
@@ -150,15 +202,15 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
   ) {
     this.parser = new RequestParser(this);
     this.output = new BatchedOutput(socket);
-    this.replies = new ReplyQueue(this, this.output, () => this.checkOutputLimit());
-    const { config } = ctx;
-    this.authenticated = config.password === undefined && (config.users === undefined || config.users.length === 0);
-    this.parser.authRequired = !this.authenticated;
+    this.replies = new ReplyQueue(this, this.output, ctx.config.clientOutputLimit);
+    this.channel = new MasterChannel(ctx.master, this);
+    this.isAuthenticated = !this.authRequired;
+    this.parser.authRequired = this.authRequired;
     socket.setNoDelay(true);
-    if (config.clientIdleTimeout > 0) {
-      socket.setTimeout(config.clientIdleTimeout);
+    if (ctx.config.clientIdleTimeout > 0) {
+      socket.setTimeout(ctx.config.clientIdleTimeout);
       socket.on('timeout', () => {
-        if (this.replies.empty && this.dedicated === null) this.close('idle timeout');
+        if (this.replies.empty && this.channel.lease === null) this.close('idle timeout');
       });
     }
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -167,9 +219,56 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     socket.on('close', () => this.close('client closed'));
   }
 
+  // ---- what others see of the session ------------------------------------------------
+
   /** Remote address `ip:port`. */
   get address(): string {
     return `${this.socket.remoteAddress}:${this.socket.remotePort}`;
+  }
+
+  get localAddress(): string {
+    return `${this.socket.localAddress}:${this.socket.localPort}`;
+  }
+
+  get authenticated(): boolean {
+    return this.isAuthenticated;
+  }
+
+  authenticate(user: string): void {
+    this.isAuthenticated = true;
+    this.user = user;
+    // Redis's before-login limits apply only to requests parsed while unauthenticated.
+    this.parser.authRequired = false;
+  }
+
+  get holdsLease(): boolean {
+    return this.state !== 0;
+  }
+
+  get ended(): boolean {
+    return this.phase === CLOSED;
+  }
+
+  /** The node's client id of this session's lease, or -1 (CLIENT TRACKING REDIRECT, CLIENT UNBLOCK). */
+  get leaseClientId(): number {
+    return this.channel.lease?.clientId ?? -1;
+  }
+
+  /** Flags and counts for CLIENT LIST. */
+  describe(): { flags: string; sub: number; ssub: number; multi: number } {
+    let flags = '';
+    if (this.state & STATE_TX) flags += 'x';
+    if (this.state & STATE_PUBSUB) flags += 'P';
+    if (this.state & STATE_MONITOR) flags += 'O';
+    if (this.state & STATE_TRACKING) flags += 't';
+    if (this.channel.lease !== null && this.state === 0) flags += 'b';
+    const subs = this.stream?.subscriptions;
+    return { flags: flags || 'N', sub: subs?.channels ?? 0, ssub: subs?.shardChannels ?? 0, multi: this.state & STATE_TX ? this.tx.queued : -1 };
+  }
+
+  private get authRequired(): boolean {
+    const { password, users } = this.ctx.config;
+    return password !== undefined || (users !== undefined && users.length > 0);
   }
 
   // ---- input -------------------------------------------------------------------------
@@ -181,85 +280,106 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
   }
 
   onRequest(req: RequestView): boolean {
-    if (this.closing) return true;
+    if (this.phase !== OPEN) return true;
+    // A transaction that changed connection state: its EXEC's reply settles the state first.
+    if (this.awaitingExec) return false;
     let cmd = lookupCommandBytes(req.buf, req.starts[0]!, req.ends[0]!);
     if (cmd !== undefined && cmd.subcommands !== null && req.argc > 1) cmd = resolveSubcommand(cmd, req.argString(1));
     if (cmd !== undefined) this.lastCommand = cmd.name;
-    if (this.acquireError !== '') {
-      // The dedicated connection this request waited for could not be had.
-      this.replyError(this.acquireError);
-      this.acquireError = '';
-      return true;
-    }
-    // Before AUTH only the commands Redis flags no_auth (AUTH, HELLO, QUIT, RESET) run.
-    if (!this.authenticated && (cmd === undefined || !(cmd.flags & CMD_NO_AUTH))) {
+    // Guards. Before AUTH only the commands Redis flags no_auth (AUTH, HELLO, QUIT, RESET) run.
+    if (!this.isAuthenticated && (cmd === undefined || !(cmd.flags & CMD_NO_AUTH))) {
       this.replyError('NOAUTH Authentication required.');
       return true;
     }
-    if (this.dedicated !== null && this.dedicated.closed && !this.dedicatedLost()) return true;
-    if (this.ctx.denied.size > 0 && this.isDenied(cmd, req)) {
-      // Like a command Redis rejects inside MULTI: the transaction is then aborted at EXEC.
-      if (this.state & STATE_TX) this.txRejected = true;
-      return true;
-    }
+    const lease = this.channel.lease;
+    if (lease !== null && lease.closed && !this.leaseLost()) return true;
+    if (this.refuse(cmd, req)) return true;
     if (this.state & STATE_STREAM) return this.dispatchInStream(req, cmd);
     if (this.state & STATE_TX) return this.dispatchInTransaction(req, cmd);
     if (cmd === undefined) {
       if (req.argIs(0, 'waitaof')) return this.sendWait(req);
       return this.sendToMaster(req, SLOT_WRITE);
     }
-
-    const local = LOCAL_COMMANDS.get(cmd);
-    if (local !== undefined) {
-      local(this, req);
-      return true;
-    }
-    const flags = cmd.flags;
-    if (flags & CMD_BLOCKING && isBlockingCall(cmd, req)) return this.sendDedicated(req, 0, flags & CMD_WRITE ? SLOT_WRITE : 0);
-    const stream = STREAM_STARTERS.get(cmd.name);
-    if (stream !== undefined) return this.startStream(req, stream);
-    if (UNSUBSCRIBES.has(cmd.name)) {
-      // Not subscribed: Redis confirms each channel with a count of 0.
-      this.reply(unsubscribedReplies(cmd.name, req.args().slice(1), this.protocol));
-      return true;
-    }
-    switch (cmd.name) {
-      case 'info':
-        return this.sendToMaster(req, wantsProxySection(req) ? SLOT_INFO : 0);
-      case 'script|load':
-      case 'script|flush':
-        this.ctx.sendToReplicas(req.args());
-        return this.sendToMaster(req, 0);
-      case 'wait':
-      case 'waitaof':
-        return this.sendWait(req);
-      case 'client|tracking':
-        return this.sendTracking(req);
-      case 'multi':
-        return this.sendDedicated(req, STATE_TX);
-      case 'watch':
-        return this.sendDedicated(req, STATE_WATCH);
-      case 'unwatch':
+    switch (cmd.route) {
+      case ROUTE_MASTER:
+        return this.sendToMaster(req, cmd.traits & TRAIT_WRITE ? SLOT_WRITE : 0);
+      case ROUTE_READ:
+        return this.sendRead(req, this.channel.lease === null ? this.readNode() : this.ctx.master);
+      case ROUTE_LOCAL:
+        LOCAL_COMMANDS.get(cmd.name)!(this, req);
+        return true;
+      case ROUTE_SCAN:
+        return this.sendScan(req, cmd);
+      case ROUTE_BLOCKING:
+        return this.sendDedicated(req, 0, 0, cmd.traits & TRAIT_WRITE ? SLOT_WRITE : 0);
+      case ROUTE_XREAD:
+        if (isBlockingCall(cmd, req)) return this.sendDedicated(req, 0, 0, cmd.traits & TRAIT_WRITE ? SLOT_WRITE : 0);
+        if (cmd.traits & TRAIT_WRITE) return this.sendToMaster(req, SLOT_WRITE);
+        return this.sendRead(req, this.channel.lease === null ? this.readNode() : this.ctx.master);
+      case ROUTE_SUBSCRIBE:
+        return this.startStream(req, STATE_PUBSUB, LEASE_PUBSUB);
+      case ROUTE_MONITOR:
+        return this.startStream(req, STATE_MONITOR, LEASE_MONITOR);
+      case ROUTE_UNSUBSCRIBE:
+        // Not subscribed: Redis confirms each channel with a count of 0.
+        this.reply(unsubscribedReplies(cmd.name, req.args().slice(1), this.protocol));
+        return true;
+      case ROUTE_MULTI:
+        return this.sendDedicated(req, STATE_TX, LEASE_TX, 0);
+      case ROUTE_WATCH:
+        return this.sendDedicated(req, STATE_WATCH, LEASE_WATCH, 0);
+      case ROUTE_UNWATCH:
+        if (!this.sendToMaster(req, 0)) return false;
         this.state &= ~STATE_WATCH;
+        this.channel.lease?.leave(LEASE_WATCH);
+        return true;
+      case ROUTE_WAIT:
+        return this.sendWait(req);
+      case ROUTE_TRACKING:
+        return this.sendTracking(req);
+      case ROUTE_INFO:
+        return this.sendToMaster(req, wantsProxySection(req) ? SLOT_INFO : 0);
+      case ROUTE_ALL_NODES:
+        if (!this.sendToMaster(req, 0)) return false;
+        this.ctx.sendToReplicas(req.args());
+        return true;
+      case ROUTE_UNBLOCK:
+        return this.sendUnblock(req);
+      default:
         return this.sendToMaster(req, 0);
     }
-    if (flags & CMD_READONLY) {
-      if (this.dedicated === null) return this.sendRead(req, cmd);
-      return this.sendToMaster(req, 0);
-    }
-    return this.sendToMaster(req, flags & CMD_WRITE || SCRIPT_CALLS.has(cmd.name) ? SLOT_WRITE : 0);
   }
 
   /**
-   * The dedicated connection closed under the session. Holding MULTI, WATCH or tracking
-   * state, the session closes after the replies it is owed (as a client of a Redis that
-   * dropped it would see); otherwise the connection is just forgotten.
-   * @returns true when the session goes on.
+   * Refuses what the listener does not forward: denyCommands and topology commands,
+   * scripts where a denied command could run inside them, and replication handshakes.
+   * Inside MULTI a refusal aborts the transaction at EXEC, as a command Redis rejects does.
+   * @returns true when the request was answered with the refusal
    */
-  private dedicatedLost(): boolean {
-    const dedicated = this.dedicated!;
-    this.dedicated = null;
-    this.ctx.master.release(dedicated, false);
+  private refuse(cmd: CommandInfo | undefined, req: RequestView): boolean {
+    const deny = this.ctx.denyList;
+    const name = cmd !== undefined ? cmd.name : req.argString(0).toLowerCase();
+    const listener = this.ctx.config.name;
+    let message: string | null = null;
+    if (deny.has(name)) message = deny.deniedMessage(name, listener);
+    else if (cmd === undefined) return false;
+    else if (cmd.traits & TRAIT_SCRIPT) message = deny.scriptRefusal(listener);
+    else if (cmd.route === ROUTE_REFUSED) message = replicationRefusedText(name);
+    if (message === null) return false;
+    if (this.state & STATE_TX) this.tx.rejected = true;
+    this.replyError(message);
+    return true;
+  }
+
+  /**
+   * The lease closed under the session. Holding MULTI, WATCH or tracking state, the
+   * session closes after the replies it is owed (as a client of a Redis that dropped it
+   * would see); otherwise it goes on with shared connections.
+   * @returns true when the session goes on
+   */
+  private leaseLost(): boolean {
+    this.channel.retireLease();
+    this.state &= ~STATE_REDIRECT_TARGET;
     if (this.state & (STATE_TX | STATE_WATCH | STATE_TRACKING)) {
       this.closeAfterReplies();
       return false;
@@ -267,322 +387,507 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     return true;
   }
 
-  private isDenied(cmd: CommandInfo | undefined, req: RequestView): boolean {
-    const name = cmd?.name ?? req.argString(0).toLowerCase();
-    const bar = name.indexOf('|');
-    if (!this.ctx.denied.has(name) && !(bar > 0 && this.ctx.denied.has(name.slice(0, bar)))) return false;
-    const message = `ERR redis-proxy: command '${name}' is denied on listener '${this.ctx.config.name}' (its denyCommands setting)`;
-    if (this.state & STATE_STREAM) this.replies.stream(encodeError(message));
-    else this.replyError(message);
-    return true;
-  }
+  // ---- transactions --------------------------------------------------------------------
 
-  /**
-   * WAIT counts replicas that acknowledged the writes of the connection it runs on. The
-   * session's writes went over shared connections, so WAIT runs on a dedicated one right
-   * after a PUBLISH to a channel of the proxy's own (PUBLISH is replicated): its offset
-   * covers every earlier write of the session. The PUBLISH's reply is not shown.
-   * Source: https://redis.io/docs/latest/commands/wait/
-   */
-  private sendWait(req: RequestView): boolean {
-    const conn = this.dedicated;
-    if (conn === null) return this.sendDedicated(req, 0);
-    if (!this.sendBytesToMaster(WAIT_MARKER, 0, WAIT_MARKER.length, SLOT_SILENT)) return false;
-    return this.sendToMaster(req, 0);
-  }
-
-  /**
-   * CLIENT TRACKING runs on a dedicated connection that then serves all of the session's
-   * commands (the server tracks the keys read on that connection). REDIRECT names a proxy
-   * session; it is resolved to that session's own dedicated connection (the one it
-   * subscribed to `__redis__:invalidate` on). Source: https://redis.io/docs/latest/commands/client-tracking/
-   */
-  private sendTracking(req: RequestView): boolean {
-    if (req.argc < 3) {
-      this.replyError(`ERR wrong number of arguments for 'client|tracking' command`);
-      return true;
-    }
-    const on = req.argIs(2, 'on');
-    if (!on) {
-      this.state &= ~STATE_TRACKING;
-      return this.sendToMaster(req, 0);
-    }
-    let bytes: Buffer | null = null;
-    for (let i = 3; i < req.argc - 1; i++) {
-      if (!req.argIs(i, 'redirect')) continue;
-      const id = Number(req.argString(i + 1));
-      const target = [...this.ctx.sessions].find((x) => x.id === id);
-      if (target === undefined) {
-        this.replyError('ERR The client ID you want redirect to does not exist');
-        return true;
-      }
-      const backendId = target.dedicatedClientId;
-      if (backendId < 0) {
-        this.replyError(
-          'ERR redis-proxy: the REDIRECT target session has no connection of its own yet; it must SUBSCRIBE to __redis__:invalidate first',
-        );
-        return true;
-      }
-      const args = req.args();
-      args[i + 1] = Buffer.from(String(backendId));
-      bytes = encodeCommand(args);
-    }
-    if (this.dedicated === null) return this.sendDedicated(req, 0);
-    this.trackingWasOn = (this.state & STATE_TRACKING) !== 0;
-    this.state |= STATE_TRACKING;
-    this.dedicated.passthrough = this;
-    if (bytes === null) return this.sendToMaster(req, SLOT_TRACKING);
-    return this.sendBytesToMaster(bytes, 0, bytes.length, SLOT_TRACKING);
-  }
-
-  /** The node's id of this session's dedicated connection, or -1. */
-  get dedicatedClientId(): number {
-    return this.dedicated?.clientId ?? -1;
-  }
-
-  /** CLIENT REPLY: `off` drops every reply until `on`; `skip` drops the next command's reply. */
-  setReplyMode(mode: 'on' | 'off' | 'skip'): void {
-    this.repliesOff = mode === 'off';
-    this.skipNextReply = mode === 'skip';
-  }
-
-  /** Flags and counts for CLIENT LIST. */
-  describe(): { flags: string; sub: number; ssub: number; multi: number } {
-    let flags = '';
-    if (this.state & STATE_TX) flags += 'x';
-    if (this.state & STATE_PUBSUB) flags += 'P';
-    if (this.state & STATE_MONITOR) flags += 'O';
-    if (this.state & STATE_TRACKING) flags += 't';
-    if (this.dedicated !== null && this.state === 0) flags += 'b';
-    const { channels, shardChannels } = this.subscriptions;
-    return { flags: flags || 'N', sub: channels, ssub: shardChannels, multi: this.state & STATE_TX ? this.txQueued : -1 };
-  }
-
-  onProtocolError(message: string): void {
-    this.ctx.logger.info({ session: this.id, client: this.address, error: message }, 'client protocol error');
-    this.replyError(`ERR ${message}`);
-    this.closeAfterReplies();
-  }
-
-  /** Inside MULTI: everything is queued on the dedicated connection, as Redis queues it. */
+  /** Inside MULTI: everything is queued on the lease, as Redis queues it (see ./transaction.ts). */
   private dispatchInTransaction(req: RequestView, cmd: CommandInfo | undefined): boolean {
     const name = cmd?.name;
     if (name === 'quit' || name === 'reset') {
-      LOCAL_COMMANDS.get(cmd!)!(this, req);
+      LOCAL_COMMANDS.get(name)!(this, req);
       return true;
     }
-    if (name === 'exec' || name === 'discard') {
-      this.state &= ~(STATE_TX | STATE_WATCH);
-      this.txQueued = 0;
-      const rejected = this.txRejected;
-      this.txRejected = false;
-      if (name === 'discard' || rejected) {
-        this.txSelectDb = -1;
-        if (rejected && name === 'exec') {
-          // Redis discards a transaction in which a command was refused.
-          this.sendInternal(DISCARD);
-          this.replyError('EXECABORT Transaction discarded because of previous errors.');
-          return true;
-        }
-        return this.sendToMaster(req, 0);
-      }
-      if (this.txSelectDb >= 0 && this.dedicated !== null) {
-        // Until EXEC's reply, which database the connection is on is not known.
-        this.execSelectDb = this.txSelectDb;
-        this.dedicated.db = -1;
-      }
-      this.txSelectDb = -1;
-      return this.sendToMaster(req, SLOT_EXEC | SLOT_WRITE);
+    if (name === 'exec') return this.sendExec(req);
+    if (name === 'discard') {
+      if (!this.sendToMaster(req, 0)) return false;
+      this.endTransaction();
+      this.tx.clear();
+      return true;
     }
-    if (name === 'select' && req.argc === 2) {
+    const tx = this.tx;
+    const lease = this.channel.lease!;
+    let bytes = req.raw();
+    if (cmd !== undefined && cmd.route === ROUTE_LOCAL && name !== 'select' && name !== 'ping' && name !== 'echo') {
+      // Answered by the proxy when EXEC runs; Redis queues a PING in its place.
+      if (!arityFits(cmd, req.argc)) {
+        tx.rejected = true;
+        this.replyError(wrongArityText(cmd.name));
+        return true;
+      }
+      tx.queueLocal(req.args().map((a) => Buffer.from(a)));
+      bytes = PLACEHOLDER;
+    } else if (name === 'select' && req.argc === 2) {
       // Only a SELECT that will succeed at EXEC switches the session's database.
       const db = parseRedisInteger(req.argString(1));
-      if (db >= 0 && db < this.ctx.databases) this.txSelectDb = db;
+      if (db >= 0 && db < this.ctx.databases) tx.queueSelect(db);
+    } else if (name === 'client|tracking' && req.argc >= 3) {
+      const rewritten = this.trackingRequest(req);
+      if (rewritten === false) return false;
+      if (rewritten === null) return true;
+      tx.queueTracking(req.argIs(2, 'on'), this.redirectTarget(req));
+      lease.markStateUnknown();
+      bytes = rewritten;
+    } else if (cmd !== undefined && cmd.route === ROUTE_UNBLOCK) {
+      bytes = this.unblockRequest(req) ?? bytes;
+    } else if (cmd !== undefined && cmd.traits & TRAIT_CONNECTION_STATE) {
+      if (cmd.route === ROUTE_SUBSCRIBE) tx.subscribes = true;
+      lease.markStateUnknown();
     }
-    this.txQueued++;
-    return this.sendToMaster(req, 0);
+    if (!this.sendBytesToMaster(bytes, 0, bytes.length, 0)) return false;
+    tx.queued++;
+    return true;
   }
 
-  /** Sends one of the proxy's own commands on the session's master connection; its reply is not shown. */
-  private sendInternal(request: Buffer): void {
-    this.sendBytesToMaster(request, 0, request.length, SLOT_SILENT);
+  private sendExec(req: RequestView): boolean {
+    const tx = this.tx;
+    if (tx.rejected) {
+      // Redis discards a transaction in which a command was refused.
+      this.sendBytesToMaster(DISCARD, 0, DISCARD.length, SLOT_SILENT);
+      this.endTransaction();
+      tx.clear();
+      this.replyError(EXECABORT);
+      return true;
+    }
+    if (tx.subscribes) {
+      // EXEC's reply and what follows (a confirmation per channel) stream to the client as
+      // Redis sends them; the stream ends at once when nothing stayed subscribed.
+      const lease = this.channel.lease!;
+      tx.execSent();
+      this.endTransaction();
+      this.openStream(lease, STATE_PUBSUB, LEASE_PUBSUB);
+      this.stream!.execPending = true;
+      lease.write(req.raw());
+      return true;
+    }
+    if (!this.sendToMaster(req, SLOT_EXEC | SLOT_WRITE)) return false;
+    if (tx.execSent()) this.awaitingExec = true;
+    this.endTransaction();
+    return true;
+  }
+
+  /** MULTI and WATCH end (EXEC or DISCARD sent): on the session and on its lease. */
+  private endTransaction(): void {
+    this.state &= ~(STATE_TX | STATE_WATCH);
+    this.channel.lease?.leave(LEASE_TX | LEASE_WATCH);
+  }
+
+  runLocal(args: Buffer[]): Buffer | null {
+    const req = RequestView.of(args);
+    let cmd = lookupCommand(req.argString(0))!;
+    if (cmd.subcommands !== null && req.argc > 1) cmd = resolveSubcommand(cmd, req.argString(1));
+    const captured: Buffer[] = [];
+    this.capture = captured;
+    try {
+      LOCAL_COMMANDS.get(cmd.name)!(this, req);
+    } finally {
+      this.capture = null;
+    }
+    if (captured.length === 0) return null;
+    return captured.length === 1 ? captured[0]! : Buffer.concat(captured);
+  }
+
+  transactionSelected(db: number): void {
+    this.db = db;
+    this.channel.assumeDb(db);
+  }
+
+  transactionTracking(on: boolean, redirect: number): void {
+    if (on) {
+      this.state |= STATE_TRACKING;
+      this.trackingRedirect = redirect;
+    } else {
+      this.state &= ~STATE_TRACKING;
+      this.trackingRedirect = -1;
+    }
+  }
+
+  /** EXEC's reply or failure is in: its effects were applied, later requests may go. */
+  private execDone(): void {
+    if (!this.awaitingExec) return;
+    this.awaitingExec = false;
+    this.wake();
+  }
+
+  // ---- streams (Pub/Sub, MONITOR) ------------------------------------------------------
+
+  /** SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE, MONITOR: the lease's output streams to the client from now on. */
+  private startStream(req: RequestView, state: number, leaseState: number): boolean {
+    const lease = this.leaseFor();
+    if (typeof lease === 'number') return lease === LEASE_FAILED;
+    // Replies owed on another master connection come first (the ordering barrier).
+    if (!this.channel.writable) return false;
+    if (this.skipNextReply) this.skipNextReply = false;
+    this.openStream(lease, state, leaseState);
+    lease.write(req.raw());
+    return true;
+  }
+
+  private openStream(lease: Lease, state: number, leaseState: number): void {
+    this.state |= state;
+    lease.enter(leaseState);
+    const stream = (this.stream ??= new Stream(this.id));
+    stream.dropReplies = this.repliesOff;
+    this.replies.openStream();
   }
 
   /**
-   * In Pub/Sub or MONITOR mode every command goes to the dedicated connection and Redis
-   * answers it (including its own error for commands not allowed in that mode); only QUIT
-   * and RESET are the proxy's.
+   * In Pub/Sub or MONITOR mode the lease carries everything and Redis answers, including
+   * its own refusals of commands the mode does not allow. The proxy answers what it
+   * always answers (CLIENT ID, CLIENT SETNAME, …) with a marker so that the answer keeps
+   * its place among Redis's; QUIT and RESET wait until everything before them is answered.
    */
   private dispatchInStream(req: RequestView, cmd: CommandInfo | undefined): boolean {
+    const lease = this.channel.lease!;
+    const stream = this.stream!;
     const name = cmd?.name;
     if (name === 'quit' || name === 'reset') {
-      const subs = this.subscriptions;
-      if (this.state & STATE_PUBSUB && !subs.draining) {
-        // Replies to commands sent before (SUBSCRIBE confirmations) may still be on their
-        // way: a PING with a marker goes behind them, and QUIT/RESET waits for its answer.
-        this.dedicated!.write(subs.startDrain(this.id));
+      if (!stream.halted) {
+        if (!stream.pending(MARK_HALT)) lease.write(stream.mark(MARK_HALT));
         return false;
       }
-      if (subs.draining && !subs.isDrained) return false;
-      this.endStream(true);
-      LOCAL_COMMANDS.get(cmd!)!(this, req);
+      this.endStream(false);
+      LOCAL_COMMANDS.get(name)!(this, req);
       return true;
     }
-    this.dedicated!.write(req.raw());
-    return true;
-  }
-
-  /** SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE, MONITOR: the dedicated connection's output is streamed to the client from now on. */
-  private startStream(req: RequestView, state: number): boolean {
-    const conn = this.dedicated;
-    if (conn === null) {
-      if (this.masterOwed === 0 && !this.acquiring) this.acquireDedicated();
-      return false;
+    // RESP2 Pub/Sub: Redis refuses everything but (P|S)(UN)SUBSCRIBE, PING, QUIT and RESET.
+    const redisRefuses = this.protocol === 2 && (this.state & STATE_PUBSUB) !== 0;
+    if (cmd !== undefined && cmd.route === ROUTE_LOCAL && !redisRefuses) {
+      if (name === 'select') return this.selectInStream(req, lease);
+      if (name !== 'hello' && name !== 'ping' && name !== 'echo') {
+        LOCAL_COMMANDS.get(name!)!(this, req);
+        return true;
+      }
+      if (name === 'hello') this.helloInStream(req, lease);
     }
-    this.state |= state;
-    this.replies.openStream();
-    conn.passthrough = this;
-    conn.write(req.raw());
+    if (this.skipNextReply) {
+      // CLIENT REPLY SKIP: the next command's reply (a subscription's confirmations are pushes, never skipped).
+      this.skipNextReply = false;
+      if (cmd === undefined || (cmd.route !== ROUTE_SUBSCRIBE && cmd.route !== ROUTE_UNSUBSCRIBE)) {
+        lease.write(stream.mark(MARK_DROP_NEXT));
+      }
+    }
+    if (cmd !== undefined && cmd.traits & TRAIT_CONNECTION_STATE && cmd.route !== ROUTE_SUBSCRIBE && cmd.route !== ROUTE_UNSUBSCRIBE) {
+      lease.markStateUnknown();
+    }
+    lease.write(req.raw());
     return true;
   }
 
-  onPassthrough(buf: Buffer, start: number, end: number): void {
-    if (this.closed) return;
-    if (!(this.state & STATE_STREAM)) {
+  /** SELECT in RESP3 Pub/Sub or MONITOR mode: checked here, run on the lease, answered by Redis. */
+  private selectInStream(req: RequestView, lease: Lease): boolean {
+    const db = req.argc === 2 ? parseRedisInteger(req.argString(1)) : NaN;
+    if (!(db >= 0 && db < this.ctx.databases)) {
+      // The local handler gives Redis's error for each way it can be wrong.
+      LOCAL_COMMANDS.get('select')!(this, req);
+      return true;
+    }
+    this.db = db;
+    this.channel.assumeDb(db);
+    lease.write(req.raw());
+    return true;
+  }
+
+  /** HELLO in RESP3 Pub/Sub or MONITOR mode runs on the lease (answered by Redis); the session follows its protocol. */
+  private helloInStream(req: RequestView, lease: Lease): void {
+    const protocol = req.argc >= 2 ? parseRedisInteger(req.argString(1)) : NaN;
+    if (protocol === 2 || protocol === 3) this.protocol = protocol;
+    lease.markStateUnknown();
+  }
+
+  onStreamReply(buf: Buffer, start: number, end: number): void {
+    if (this.phase === CLOSED) return;
+    const stream = this.stream;
+    if (stream === null || !(this.state & STATE_STREAM)) {
       // A tracking invalidation push: out of band, written between replies.
       this.output.pushRange(buf, start, end);
       return;
     }
-    const subs = this.subscriptions;
-    if (subs.takeDrainReply(buf, start, end)) {
-      this.resumeParsing();
+    const marker = stream.answered(buf, start, end);
+    if (marker !== null) {
+      this.markerAnswered(stream, marker.action, marker.reply);
       return;
     }
-    const ended = (this.state & STATE_PUBSUB) !== 0 && subs.observe(buf, start, end);
-    this.replies.stream(buf, start, end);
-    // With a QUIT or RESET waiting for the drain, that ends the stream instead.
-    if (ended && !subs.draining) this.endStream(false);
+    if (this.state & STATE_MONITOR && stream.isOwnMarkerLine(buf, start, end)) return;
+    if (stream.execPending) {
+      stream.execPending = false;
+      this.streamExecReplied(stream, buf, start, end);
+      return;
+    }
+    if (this.state & STATE_PUBSUB && stream.subscriptions.observe(buf, start, end)) this.requestStreamEnd(stream);
+    if (buf[start] !== 0x3e && (stream.dropNext > 0 || stream.dropReplies)) {
+      if (stream.dropNext > 0) stream.dropNext--;
+      return;
+    }
+    this.streamOut(buf, start, end);
   }
 
-  onPassthroughClosed(reason: string): void {
-    if (!(this.state & STATE_STREAM)) return;
-    // Like a Redis server going away: the client reconnects and subscribes again.
-    this.close(`stream connection lost: ${reason}`);
+  private markerAnswered(stream: Stream, action: number, reply: Buffer | null): void {
+    switch (action) {
+      case MARK_REPLY:
+        this.streamOut(reply!, 0, reply!.length);
+        break;
+      case MARK_DROP_ON:
+        stream.dropReplies = true;
+        break;
+      case MARK_DROP_OFF:
+        stream.dropReplies = false;
+        break;
+      case MARK_DROP_NEXT:
+        stream.dropNext++;
+        break;
+      case MARK_END:
+        // Everything sent before the last unsubscribe has been answered: the stream ends unless re-subscribed.
+        if (this.state & STATE_PUBSUB && stream.subscriptions.none) this.endStream(true);
+        break;
+      case MARK_HALT:
+        stream.halted = true;
+        this.wake();
+        break;
+    }
+  }
+
+  /** EXEC of a transaction with SUBSCRIBE: apply its effects, write it, count its confirmations. */
+  private streamExecReplied(stream: Stream, buf: Buffer, start: number, end: number): void {
+    const rewritten = this.tx.execReplied(this, buf, start, false);
+    if (rewritten !== null) this.streamOut(rewritten, 0, rewritten.length);
+    else this.streamOut(buf, start, end);
+    const elements = aggregateElements(buf, start);
+    for (let i = 0; elements !== null && i + 1 < elements.length; i++) {
+      stream.subscriptions.observe(buf, elements[i]!, elements[i + 1]!);
+    }
+    if (stream.subscriptions.none) this.requestStreamEnd(stream);
+  }
+
+  private requestStreamEnd(stream: Stream): void {
+    if (!stream.pending(MARK_END)) this.channel.lease!.write(stream.mark(MARK_END));
+  }
+
+  private streamOut(buf: Buffer, start: number, end: number): void {
+    if (this.replies.stream(buf, start, end)) this.outputLimitReached();
+  }
+
+  onStreamClosed(reason: string): void {
+    if (this.state & STATE_STREAM) this.close(`stream connection lost: ${reason}`);
   }
 
   /**
-   * Leaves Pub/Sub or MONITOR mode. `discard` closes the dedicated connection (QUIT,
-   * RESET); otherwise (the last UNSUBSCRIBE) it is released when nothing else holds it.
+   * Leaves Pub/Sub or MONITOR mode. `unsubscribed`: the last unsubscribe was confirmed,
+   * so the lease holds no subscription any more. The lease is let go of unless the session
+   * still holds other state on it; the lease proves itself clean or is destroyed.
    */
-  private endStream(discard: boolean): void {
+  private endStream(unsubscribed: boolean): void {
     if (!this.replies.streaming) return;
     this.state &= ~STATE_STREAM;
-    this.subscriptions.reset();
-    const conn = this.dedicated;
-    if (conn !== null) {
-      conn.passthrough = null;
-      if (discard || this.state === 0) {
-        this.dedicated = null;
-        this.masterConn = null;
-        this.ctx.master.release(conn, !discard && this.state === 0);
-      }
-    }
-    this.replies.closeStream();
-    this.afterWrite();
+    this.stream!.reset();
+    const lease = this.channel.lease;
+    if (lease !== null && unsubscribed) lease.leave(LEASE_PUBSUB);
+    if (this.state === 0) this.channel.retireLease();
+    if (this.replies.closeStream()) this.outputLimitReached();
+    else this.afterWrite();
   }
 
   // ---- dispatch ----------------------------------------------------------------------
 
-  /** The master connection a master-bound request of this session uses now. */
-  private masterConnection(): BackendConnection {
-    const dedicated = this.dedicated;
-    if (dedicated !== null) return dedicated;
-    const current = this.masterConn;
-    if (this.masterOwed > 0 && current !== null && current.db === this.db && current.protocol === this.protocol && !current.closed) {
-      return current;
+  /**
+   * The session's lease: now, or LEASE_WAIT while it is being acquired (the parser stalls
+   * and the session is woken), or LEASE_FAILED when it could not be had (the request was
+   * answered with the reason).
+   */
+  private leaseFor(): Lease | number {
+    const channel = this.channel;
+    if (channel.lease !== null) return channel.lease;
+    const error = channel.takeLeaseError();
+    if (error !== '') {
+      this.replyError(noConnectionText(this.ctx.master.label, error));
+      return LEASE_FAILED;
     }
-    return this.ctx.master.sharedConnection(this.db, this.protocol);
+    channel.acquire();
+    return LEASE_WAIT;
   }
 
-  /** Sends to the master (dedicated connection when the session has one). False: stalled by the ordering barrier. */
+  /**
+   * Sends on the lease, leasing one first if needed; `state` / `leaseState` are the bits
+   * the command starts (0 for a one-shot blocking command).
+   */
+  private sendDedicated(req: RequestView, state: number, leaseState: number, slotFlags: number): boolean {
+    const lease = this.leaseFor();
+    if (typeof lease === 'number') return lease === LEASE_FAILED;
+    if (!this.sendBytesToMaster(req.buf, req.start, req.end, slotFlags)) return false;
+    this.state |= state;
+    lease.enter(leaseState);
+    return true;
+  }
+
+  /** Sends to the master; false when the ordering barrier holds it. */
   private sendToMaster(req: RequestView, flags: number): boolean {
     const master = this.ctx.master;
-    if (!master.reachable && this.dedicated === null) {
-      this.replyError(`ERR redis-proxy: ${master.label} is unreachable (${master.health.error || 'down'})`);
+    if (!master.reachable && this.channel.lease === null) {
+      this.replyError(unreachableText(master.label, master.health.error));
       return true;
     }
     return this.sendBytesToMaster(req.buf, req.start, req.end, flags);
   }
 
-  /**
-   * Sends `buf[start, end)` on the session's master connection with a reply slot carrying
-   * `flags`. False, with nothing sent: the ordering barrier holds it until the replies
-   * owed on another master connection have arrived.
-   */
+  /** Sends `buf[start, end)` on the session's master connection; false, with nothing sent, when the barrier holds it. */
   private sendBytesToMaster(buf: Buffer, start: number, end: number, flags: number): boolean {
-    const conn = this.masterConnection();
-    if (conn !== this.masterConn && this.masterOwed > 0) return false;
-    this.masterConn = conn;
-    this.masterOwed++;
+    if (this.channel.send(buf, start, end, flags) === null) return false;
     if (flags & SLOT_WRITE && this.ctx.config.readYourWrites) this.writesInFlight++;
-    const slot = this.newSlot(flags | SLOT_MASTER | (conn === this.dedicated ? SLOT_DEDICATED : 0));
-    slot.node = this.ctx.master;
-    conn.send(slot, buf, start, end);
     return true;
   }
 
   /**
-   * Sends on a dedicated connection, leasing one first if needed; `state` is the
-   * STATE_* bit the command starts (0 for a one-shot blocking command).
+   * WAIT counts replicas that acknowledged the writes of the connection it runs on. The
+   * session's writes went over shared connections, so WAIT runs on the lease right after
+   * a PUBLISH to a channel of the proxy's own (PUBLISH is replicated): its offset covers
+   * every earlier write of the session. The PUBLISH's reply is not shown.
+   * Source: https://redis.io/docs/latest/commands/wait/
    */
-  private sendDedicated(req: RequestView, state: number, slotFlags = 0): boolean {
-    if (this.dedicated === null) {
-      if (this.masterOwed > 0 || this.acquiring) return false;
-      this.acquireDedicated();
-      return false;
+  private sendWait(req: RequestView): boolean {
+    const lease = this.leaseFor();
+    if (typeof lease === 'number') return lease === LEASE_FAILED;
+    if (!this.sendBytesToMaster(WAIT_MARKER, 0, WAIT_MARKER.length, SLOT_SILENT)) return false;
+    return this.sendBytesToMaster(req.buf, req.start, req.end, 0);
+  }
+
+  /**
+   * CLIENT TRACKING runs on the lease, which then serves all of the session's commands
+   * (the server tracks the keys read on that connection). REDIRECT names a proxy session;
+   * it is translated to that session's own lease, leased for it when it has none yet.
+   * Source: https://redis.io/docs/latest/commands/client-tracking/
+   */
+  private sendTracking(req: RequestView): boolean {
+    if (req.argc < 3) {
+      this.replyError(wrongArityText('client|tracking'));
+      return true;
     }
-    if (!this.sendToMaster(req, slotFlags)) return false;
-    this.state |= state;
+    const on = req.argIs(2, 'on');
+    if (!on) {
+      if (!this.sendToMaster(req, 0)) return false;
+      this.state &= ~STATE_TRACKING;
+      this.trackingRedirect = -1;
+      // Prefixes and options of the tracking that just ended are not followed: the lease is destroyed, not pooled.
+      this.channel.lease?.markStateUnknown();
+      return true;
+    }
+    const bytes = this.trackingRequest(req);
+    if (bytes === false) return false;
+    if (bytes === null) return true;
+    const lease = this.leaseFor();
+    if (typeof lease === 'number') return lease === LEASE_FAILED;
+    const redirect = this.redirectTarget(req);
+    if (!this.sendBytesToMaster(bytes, 0, bytes.length, SLOT_TRACKING)) return false;
+    this.trackingBefore = this.state & STATE_TRACKING ? this.trackingRedirect : -1;
+    this.state |= STATE_TRACKING;
+    this.trackingRedirect = redirect;
+    lease.enter(LEASE_TRACKING);
     return true;
   }
 
-  private acquireDedicated(): void {
-    this.acquiring = true;
-    this.ctx.master.acquire(this.db, this.protocol).then(
-      (conn) => {
-        this.acquiring = false;
-        if (this.closed) {
-          this.ctx.master.release(conn, true);
-          return;
+  /**
+   * CLIENT TRACKING's bytes with a REDIRECT session id translated to the target's lease id.
+   * @returns the bytes; false when the target's lease is on its way (the parser stalls);
+   *   null when the request was answered with an error
+   */
+  private trackingRequest(req: RequestView): Buffer | false | null {
+    for (let i = 3; i < req.argc - 1; i++) {
+      if (!req.argIs(i, 'redirect')) continue;
+      const target = this.ctx.sessionById(parseRedisInteger(req.argString(i + 1)));
+      if (target === undefined) {
+        this.replyError(NO_REDIRECT_TARGET);
+        return null;
+      }
+      const clientId = target.leaseClientId;
+      if (clientId < 0) {
+        if (this.redirectAsked === target && !target.channel.acquiringLease) {
+          this.redirectAsked = null;
+          this.replyError(noConnectionText(this.ctx.master.label, 'the REDIRECT target could not lease a connection'));
+          return null;
         }
-        this.dedicated = conn;
-        this.resumeParsing();
-      },
-      (err: Error) => {
-        this.acquiring = false;
-        this.acquireError = `ERR redis-proxy: no connection to ${this.ctx.master.label} (${err.message})`;
-        this.resumeParsing();
-      },
-    );
+        this.redirectAsked = target;
+        target.leaseForRedirect(this);
+        return false;
+      }
+      this.redirectAsked = null;
+      const args = req.args();
+      args[i + 1] = Buffer.from(String(clientId));
+      return encodeCommand(args);
+    }
+    return req.raw();
   }
 
-  /** Sends a read to the node the read policy picks (SCAN cursors stay on their node). */
-  private sendRead(req: RequestView, cmd: CommandInfo): boolean {
-    const router = this.ctx.router;
-    let node: Node | null;
-    if (SCAN_FAMILY.has(cmd.name)) {
-      if (this.scanNode === null || !this.scanNode.reachable) this.scanNode = router.readNode();
-      node = this.scanNode;
-    } else if (this.writesInFlight > 0) {
-      node = this.ctx.master;
-    } else if (this.lastWriteAt > 0) {
-      // Read-your-writes: only a replica known to have the master's offset from after the write.
-      node = this.ctx.masterOffsetAt > this.lastWriteAt ? router.readNodeAtLeast(this.ctx.masterOffset) : this.ctx.master;
-    } else {
-      node = router.readNode();
+  /** The session id CLIENT TRACKING REDIRECT names, or 0. */
+  private redirectTarget(req: RequestView): number {
+    for (let i = 3; i < req.argc - 1; i++) if (req.argIs(i, 'redirect')) return parseRedisInteger(req.argString(i + 1));
+    return 0;
+  }
+
+  /**
+   * Another session's tracking REDIRECT names this one: it takes a lease of its own (and
+   * keeps it) so that the node has a connection to send invalidations to; `waiter` is
+   * woken when the lease is there or could not be had.
+   */
+  leaseForRedirect(waiter: Session): void {
+    this.state |= STATE_REDIRECT_TARGET;
+    if (!this.redirectWaiters.includes(waiter)) this.redirectWaiters.push(waiter);
+    this.channel.acquire(true);
+  }
+
+  /**
+   * CLIENT UNBLOCK names a session: its id becomes the node's id of that session's
+   * lease (where its blocking command waits). Null when it names no session with a lease,
+   * which Redis would answer with 0 for a client that is not blocked.
+   */
+  private unblockRequest(req: RequestView): Buffer | null {
+    if (req.argc < 3 || req.argc > 4) return null;
+    const target = this.ctx.sessionById(parseRedisInteger(req.argString(2)));
+    const args = req.args();
+    // A client id no session has: one no connection of the node has either.
+    args[2] = Buffer.from(String(target !== undefined && target.leaseClientId >= 0 ? target.leaseClientId : 0));
+    return encodeCommand(args);
+  }
+
+  /** CLIENT UNBLOCK <session id> [TIMEOUT | ERROR]: sent with the id translated, never as given. */
+  private sendUnblock(req: RequestView): boolean {
+    const id = req.argc >= 3 ? parseRedisInteger(req.argString(2)) : NaN;
+    if (Number.isNaN(id) || req.argc > 4 || (req.argc === 4 && !req.argIs(3, 'timeout') && !req.argIs(3, 'error'))) {
+      // Redis's own error for the malformed request; no id is looked up.
+      return this.sendToMaster(req, 0);
     }
+    const target = this.ctx.sessionById(id);
+    if (target === undefined || target.leaseClientId < 0) {
+      this.reply(encodeInteger(0));
+      return true;
+    }
+    const bytes = this.unblockRequest(req)!;
+    return this.sendBytesToMaster(bytes, 0, bytes.length, 0);
+  }
+
+  /** The node for a read: read-your-writes, then the read policy. Null: policy `replica` and none healthy. */
+  private readNode(): Node | null {
+    const { router, master } = this.ctx;
+    if (this.writesInFlight > 0) return master;
+    if (this.lastWriteAt > 0) {
+      // Read-your-writes: only a replica known to have the master's offset from after the write.
+      return this.ctx.masterOffsetAt > this.lastWriteAt ? router.readNodeAtLeast(this.ctx.masterOffset) : master;
+    }
+    return router.readNode();
+  }
+
+  /**
+   * SCAN, SSCAN, HSCAN, ZSCAN: a new iteration (cursor 0) picks its node as any read does,
+   * read-your-writes included; a cursor continues on the node that issued it.
+   */
+  private sendScan(req: RequestView, cmd: CommandInfo): boolean {
+    if (this.channel.lease !== null) return this.sendToMaster(req, 0);
+    const cursor = cmd.name === 'scan' ? 1 : 2;
+    const fresh = req.argc <= cursor || req.argIs(cursor, '0');
+    if (fresh || this.scanNode === null || !this.scanNode.reachable) this.scanNode = this.readNode();
+    return this.sendRead(req, this.scanNode);
+  }
+
+  /** Sends a read to `node` (the master through the barrier, a replica on its shared connection). */
+  private sendRead(req: RequestView, node: Node | null): boolean {
     if (node === null) {
-      this.replyError('ERR redis-proxy: no healthy replica to read from (readPolicy "replica")');
+      this.replyError(NO_REPLICA);
       return true;
     }
     if (node === this.ctx.master) return this.sendToMaster(req, SLOT_READ);
@@ -591,7 +896,7 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     slot.request = req.buf;
     slot.requestStart = req.start;
     slot.requestEnd = req.end;
-    node.sharedConnection(this.db, this.protocol).send(slot, req.buf, req.start, req.end);
+    node.sharedLink(this.db, this.protocol).send(slot, req.buf, req.start, req.end);
     return true;
   }
 
@@ -599,17 +904,28 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
 
   onSlotReply(slot: ReplySlot, buf: Buffer, start: number, end: number): void {
     const flags = slot.flags;
-    // Redis refused CLIENT TRACKING ON: back to the state before it (before the release check below).
-    if (flags & SLOT_TRACKING && buf[start] === 0x2d && !this.trackingWasOn) this.state &= ~STATE_TRACKING;
-    if (flags & SLOT_MASTER) this.masterReplied();
+    if (this.phase !== CLOSED) {
+      // State that decides whether the lease stays, before the channel counts the reply.
+      if (flags & SLOT_TRACKING && buf[start] === 0x2d) this.trackingRefused();
+      if (flags & SLOT_EXEC) {
+        const rewritten = this.tx.execReplied(this, buf, start, (flags & SLOT_SILENT) !== 0);
+        if (rewritten !== null) {
+          slot.flags &= ~SLOT_SILENT;
+          buf = rewritten;
+          start = 0;
+          end = rewritten.length;
+        }
+        this.execDone();
+      }
+    }
+    if (flags & SLOT_MASTER) this.channel.replied();
     if (flags & SLOT_WRITE && this.ctx.config.readYourWrites) this.writeReplied();
-    if (this.closed) return;
+    if (this.phase === CLOSED) return;
     if (flags & SLOT_READ && buf[start] === 0x2d && slot.node !== this.ctx.master && retryOnMaster(buf, start)) {
       // LOADING, MASTERDOWN, READONLY, NOSCRIPT from a replica: the master answers instead.
       this.resend(slot, this.ctx.master);
       return;
     }
-    if (flags & SLOT_EXEC) this.execReplied(buf, start);
     if (flags & SLOT_INFO && (buf[start] === 0x24 || buf[start] === 0x3d)) {
       const reply = this.withProxySection(buf, start, end);
       this.fill(slot, reply, 0, reply.length);
@@ -618,39 +934,35 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     this.fill(slot, buf, start, end);
   }
 
-  onSlotError(slot: ReplySlot, message: string): void {
-    if (slot.flags & SLOT_MASTER) this.masterReplied();
-    if (slot.flags & SLOT_WRITE && this.ctx.config.readYourWrites) this.writeReplied();
-    if (this.closed) return;
-    if (slot.flags & SLOT_READ && !(slot.flags & SLOT_RETRIED) && slot.request !== null) {
+  onSlotError(slot: ReplySlot, failure: BackendFailure): void {
+    const flags = slot.flags;
+    if (flags & SLOT_EXEC) this.execDone();
+    if (flags & SLOT_MASTER) this.channel.replied();
+    if (flags & SLOT_WRITE && this.ctx.config.readYourWrites) this.writeReplied();
+    if (this.phase === CLOSED) return;
+    if (flags & SLOT_READ && !(flags & SLOT_RETRIED) && slot.request !== null) {
       const other = this.ctx.router.readNode(slot.node);
       if (other !== null && other !== slot.node && other.reachable) {
         this.resend(slot, other);
         return;
       }
     }
-    const reply = encodeError(message);
+    const reply = encodeError(failureText(failure));
     this.fill(slot, reply, 0, reply.length);
-    if (slot.flags & SLOT_DEDICATED && this.state & (STATE_TX | STATE_WATCH | STATE_TRACKING)) this.closeAfterReplies();
+    if (flags & SLOT_DEDICATED && this.state & (STATE_TX | STATE_WATCH | STATE_TRACKING)) this.closeAfterReplies();
   }
 
+  /** Sends a read again, to `node`; not through the barrier (a read is not ordered against writes), and counted already. */
   private resend(slot: ReplySlot, node: Node): void {
     slot.flags = (slot.flags | SLOT_RETRIED) & ~(SLOT_MASTER | SLOT_WRITE);
     slot.node = node;
-    node.sharedConnection(this.db, this.protocol).send(slot, slot.request!, slot.requestStart, slot.requestEnd);
+    node.sharedLink(this.db, this.protocol).send(slot, slot.request!, slot.requestStart, slot.requestEnd);
   }
 
-  private masterReplied(): void {
-    if (--this.masterOwed === 0) {
-      const dedicated = this.dedicated;
-      if (dedicated !== null && this.state === 0 && dedicated.owedCount === 0) {
-        this.dedicated = null;
-        this.ctx.master.release(dedicated, !this.dedicatedDirty);
-        this.dedicatedDirty = false;
-      }
-      this.masterConn = null;
-      if (this.parser.isStalled && !this.acquiring) this.resumeParsing();
-    }
+  /** Redis refused CLIENT TRACKING ON: back to the tracking state before it. */
+  private trackingRefused(): void {
+    this.trackingRedirect = this.trackingBefore;
+    if (this.trackingBefore < 0) this.state &= ~STATE_TRACKING;
   }
 
   /** INFO's reply (a bulk string, or in RESP3 a verbatim `txt:` string) with the `# Proxy` section appended. */
@@ -668,20 +980,11 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     this.lastWriteAt = coarseNow();
   }
 
-  private execReplied(buf: Buffer, start: number): void {
-    const db = this.execSelectDb;
-    this.execSelectDb = -1;
-    // EXEC ran the queued SELECT only when it returned an array (not nil, not an error).
-    if (db < 0 || buf[start] !== 0x2a || buf[start + 1] === 0x2d) return;
-    this.db = db;
-    if (this.dedicated !== null && this.dedicated.db === -1) this.dedicated.db = db;
-  }
-
   // ---- reply slots and output ----------------------------------------------------------
 
   /** The reply slot of the request being dispatched (silent under CLIENT REPLY OFF or SKIP). */
-  private newSlot(flags: number): ReplySlot {
-    if (this.repliesOff || this.skipNextReply) {
+  newSlot(flags: number): ReplySlot {
+    if (!(flags & SLOT_SILENT) && (this.repliesOff || this.skipNextReply)) {
       flags |= SLOT_SILENT;
       this.skipNextReply = false;
     }
@@ -690,18 +993,36 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
 
   /** Fills a slot with `buf[start, end)`; leading filled slots go to the client. */
   private fill(slot: ReplySlot, buf: Buffer, start: number, end: number): void {
-    this.replies.fill(slot, buf, start, end);
-    this.afterWrite();
+    if (this.replies.fill(slot, buf, start, end)) this.outputLimitReached();
+    else this.afterWrite();
   }
 
   /** After replies were written: reading may resume, a closing session may end. */
   private afterWrite(): void {
     if (this.readingPaused) this.updateFlow();
-    if (this.closing && this.replies.empty) this.endAfterFlush();
+    if (this.phase === CLOSING && this.replies.empty) this.close('closed after its replies', true);
   }
 
-  /** Answers the current request from the proxy itself, in order. */
+  /**
+   * Answers the current request from the proxy itself, in request order: a slot of its
+   * own, or in a stream a marker (so it comes after Redis's answers to earlier requests),
+   * or, while a transaction's command runs at EXEC, the place in EXEC's array.
+   */
   reply(buf: Buffer): void {
+    if (this.capture !== null) {
+      this.capture.push(buf);
+      return;
+    }
+    if (this.state & STATE_STREAM && this.replies.streaming) {
+      if (this.repliesOff) return;
+      if (this.skipNextReply) {
+        this.skipNextReply = false;
+        return;
+      }
+      const stream = this.stream!;
+      this.channel.lease!.write(stream.mark(MARK_REPLY, buf));
+      return;
+    }
     this.fill(this.newSlot(0), buf, 0, buf.length);
   }
 
@@ -710,28 +1031,34 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     this.reply(encodeError(message));
   }
 
-  private checkOutputLimit(): void {
+  private outputLimitReached(): void {
     const limit = this.ctx.config.clientOutputLimit;
-    if (limit > 0 && this.output.unsentBytes > limit) {
-      this.ctx.logger.warn({ session: this.id, client: this.address, limit }, 'client output limit reached, closing');
-      this.close('output limit');
-    }
+    this.ctx.logger.warn({ session: this.id, client: this.address, limit }, 'client output limit reached, closing');
+    this.close('output limit');
   }
 
   // ---- flow control and lifecycle ------------------------------------------------------
 
-  private resumeParsing(): void {
-    if (this.closed) return;
-    this.parser.resume();
-    this.updateFlow();
+  /**
+   * Dispatch may go on (the barrier cleared, a lease arrived, a marker came back): the
+   * stalled request is retried in a microtask, never from inside the callback that called
+   * this. Cheap when nothing is stalled.
+   */
+  wake(): void {
+    for (const waiter of this.redirectWaiters.splice(0)) waiter.wake();
+    if (this.pumpQueued || this.phase !== OPEN || !this.parser.isStalled) return;
+    this.pumpQueued = true;
+    queueMicrotask(this.pump);
   }
 
   /** Pauses reading from the client while it has too much in flight or unsent, or is stalled. */
   private updateFlow(): void {
-    if (this.closed) return;
+    if (this.phase === CLOSED) return;
     const { maxPipeline, clientOutputPause } = this.ctx.config;
+    // A closing session reads on (and drops what it reads), so a client that keeps writing is not blocked.
     const pause =
-      this.parser.isStalled || this.closing || this.replies.inflight >= maxPipeline || this.output.unsentBytes >= clientOutputPause;
+      this.phase === OPEN &&
+      (this.parser.isStalled || this.replies.inflight >= maxPipeline || this.output.unsentBytes >= clientOutputPause);
     if (pause && !this.readingPaused) {
       this.readingPaused = true;
       this.socket.pause();
@@ -741,34 +1068,48 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
     }
   }
 
-  /** Stops reading; the connection closes once every earlier reply has been written. */
+  /** Stops dispatching; the connection closes once every earlier reply has been written (QUIT, a protocol error). */
   closeAfterReplies(): void {
+    if (this.phase !== OPEN) return;
     // A Pub/Sub or MONITOR stream has no last reply: it ends here.
-    this.endStream(true);
-    this.closing = true;
+    this.endStream(false);
+    this.phase = CLOSING;
     this.parser.close();
     this.updateFlow();
-    if (this.replies.empty) this.endAfterFlush();
+    if (this.replies.empty) this.close('closed after its replies', true);
   }
 
-  private endAfterFlush(): void {
-    this.output.flush();
-    this.socket.end();
+  onProtocolError(message: string): void {
+    this.ctx.logger.info({ session: this.id, client: this.address, error: message }, 'client protocol error');
+    this.replyError(`ERR ${message}`);
+    this.closeAfterReplies();
   }
 
-  /** Closes the session now; replies still owed are dropped, a dedicated connection is released or closed. */
-  close(reason: string): void {
-    if (this.closed) return;
-    this.closed = true;
+  /**
+   * Closes the session now: the listener forgets it, replies still owed are dropped, the
+   * lease is released (proved clean or destroyed). `graceful`: what was written is
+   * flushed and the socket ended (destroyed a moment later if the client does not read);
+   * otherwise the socket is destroyed at once.
+   */
+  close(reason: string, graceful = false): void {
+    if (this.phase === CLOSED) return;
+    this.phase = CLOSED;
     this.parser.close();
-    this.output.clear();
-    if (!this.socket.destroyed) this.socket.destroy();
-    const dedicated = this.dedicated;
-    if (dedicated !== null) {
-      this.dedicated = null;
-      this.ctx.master.release(dedicated, this.state === 0 && dedicated.owedCount === 0);
-    }
+    this.channel.close();
     this.replies.clear();
+    for (const waiter of this.redirectWaiters.splice(0)) waiter.wake();
+    const socket = this.socket;
+    if (graceful && !socket.destroyed) {
+      this.output.flush();
+      socket.resume();
+      socket.end();
+      const linger = setTimeout(() => socket.destroy(), 1000);
+      linger.unref();
+      socket.once('close', () => clearTimeout(linger));
+    } else {
+      this.output.clear();
+      socket.destroy();
+    }
     this.ctx.logger.debug({ session: this.id, reason }, 'session closed');
     this.ctx.onSessionClosed(this);
   }
@@ -778,56 +1119,51 @@ export class Session implements RequestHandler, SlotOwner, PassthroughSink {
   /** Switches the session's database (every connection it uses from now on). */
   selectDb(db: number): void {
     this.db = db;
-    this.execSelectDb = -1; // this SELECT comes after any EXEC in flight
-    this.dedicated?.select(db);
+    this.channel.select(db);
   }
 
   /** Switches the session's RESP version (HELLO): its requests go over connections speaking it. */
   setProtocol(protocol: 2 | 3): void {
     this.protocol = protocol;
-    this.dedicated?.setProtocol(protocol);
+    this.channel.setProtocol(protocol);
   }
 
-  /** Clears all session state as RESET does. */
+  /**
+   * CLIENT REPLY: `off` drops every reply until `on`; `skip` drops the next command's
+   * reply (ignored while off, as in Redis). In a stream the switch is placed among
+   * Redis's replies with a marker.
+   * Source: https://redis.io/docs/latest/commands/client-reply/
+   */
+  setReplyMode(mode: 'on' | 'off' | 'skip'): void {
+    const wasOff = this.repliesOff;
+    if (mode === 'skip') {
+      if (!wasOff) this.skipNextReply = true;
+      return;
+    }
+    this.repliesOff = mode === 'off';
+    this.skipNextReply = false;
+    if (this.capture === null && this.repliesOff !== wasOff && this.state & STATE_STREAM && this.replies.streaming) {
+      this.channel.lease!.write(this.stream!.mark(this.repliesOff ? MARK_DROP_ON : MARK_DROP_OFF));
+    }
+  }
+
+  /** Clears all session state as RESET does; state held on the lease goes with it. */
   reset(): void {
-    this.db = 0;
     this.name = '';
     this.scanNode = null;
-    this.txSelectDb = -1;
-    this.execSelectDb = -1;
-    this.txRejected = false;
-    this.txQueued = 0;
-    if (this.state !== 0 && this.dedicated !== null) {
-      // MULTI or WATCH state lives on that connection: it is closed, not reused.
-      if (this.masterOwed === 0) {
-        this.ctx.master.release(this.dedicated, false);
-        this.dedicated = null;
-      } else {
-        this.dedicatedDirty = true;
-      }
-    }
+    this.tx.clear();
     this.state = 0;
+    this.trackingRedirect = -1;
+    this.channel.retireLease();
+    this.selectDb(0);
     this.setProtocol(2);
     this.setReplyMode('on');
-    this.authenticated = this.ctx.config.password === undefined && (this.ctx.config.users ?? []).length === 0;
-    this.parser.authRequired = !this.authenticated;
+    this.isAuthenticated = !this.authRequired;
+    this.parser.authRequired = this.authRequired;
   }
 }
 
-/** Slot flags of the session's own (ReplySlot leaves bits from 64 up to its owner). */
-const SLOT_EXEC = 64; // EXEC's reply (a SELECT queued in the transaction takes effect)
-const SLOT_INFO = 256; // INFO's reply gets the # Proxy section
-const SLOT_WRITE = 512; // a write (read-your-writes waits for it)
-const SLOT_TRACKING = 1024; // CLIENT TRACKING ON (an error reply means tracking is off)
-
-const DISCARD = encodeCommand(['DISCARD']);
-
-/** The replicated no-op that carries a session's replication offset onto its WAIT connection. */
-const WAIT_MARKER = encodeCommand(['PUBLISH', '__redis-proxy__:wait', '']);
-
-
-/** Commands that put the session into a streaming mode, and which. */
-const STREAM_STARTERS = new Map<string, number>([
-  ...[...SUBSCRIBES].map((name): [string, number] => [name, STATE_PUBSUB]),
-  ['monitor', STATE_MONITOR],
-]);
+/** True when `argc` (the command name included) fits the command's arity (negative: at least). */
+function arityFits(cmd: CommandInfo, argc: number): boolean {
+  return cmd.arity >= 0 ? argc === cmd.arity : argc >= -cmd.arity;
+}

@@ -1,0 +1,43 @@
+/**
+ * The error texts a client sees for what the proxy itself decides (a node it cannot use,
+ * a command it does not forward). Redis's own errors pass through unchanged; these all
+ * start with `ERR redis-proxy:` so a client's logs tell them apart.
+ */
+import type { BackendFailure } from '../backend/link.js';
+
+/** A request's link failed before its reply came: `ERR redis-proxy: master 10.0.0.1:6379 connection closed`. */
+export function failureText(failure: BackendFailure): string {
+  return `ERR redis-proxy: ${failure.node} ${failure.detail}`;
+}
+
+/** A write (or a read that only the master can serve) while the master is unreachable. */
+export function unreachableText(node: string, error: string): string {
+  return `ERR redis-proxy: ${node} is unreachable (${error || 'down'})`;
+}
+
+/** No dedicated connection could be leased (pool exhausted for `connectTimeout`, or the node down). */
+export function noConnectionText(node: string, error: string): string {
+  return `ERR redis-proxy: no connection to ${node} (${error})`;
+}
+
+/** readPolicy `replica` and no replica in the rotation. */
+export const NO_REPLICA = 'ERR redis-proxy: no healthy replica to read from (readPolicy "replica")';
+
+/**
+ * SYNC, PSYNC and REPLCONF: a replica's handshake. The proxy multiplexes clients over its
+ * own connections and is not a replication source.
+ */
+export function replicationRefusedText(name: string): string {
+  return (
+    `ERR redis-proxy: ${name.toUpperCase()} is not supported through the proxy: it is not a replication source; ` +
+    'point the replica at the master itself'
+  );
+}
+
+/** Redis's own text when CLIENT TRACKING REDIRECT names no connected client. */
+export const NO_REDIRECT_TARGET = 'ERR The client ID you want redirect to does not exist';
+
+/** Redis's arity error (`client|reply` for a subcommand, as Redis 7 writes it). */
+export function wrongArityText(name: string): string {
+  return `ERR wrong number of arguments for '${name}' command`;
+}

@@ -1,0 +1,194 @@
+/**
+ * A session's way to the master: which connection a master-bound request goes on, the
+ * ordering barrier, and the session's dedicated connection (its lease).
+ *
+ * Ordering barrier: a session has requests in flight on one master connection at a time.
+ * Moving to another (its lease, or the shared connection of another database or RESP
+ * version) waits until every reply owed on the current one has arrived, so a client's
+ * own commands execute in the order it sent them (docs/architecture.md).
+ *
+ * The session never touches a connection: it asks the channel to send, to lease, and to
+ * release, and the lease itself decides at release whether the connection is clean.
+ */
+import type { Lease } from '../backend/lease.js';
+import type { Link, StreamSink } from '../backend/link.js';
+import type { Node } from '../backend/node.js';
+import { SLOT_DEDICATED, SLOT_MASTER, type ReplySlot } from './reply-slot.js';
+
+/** Where a retiring lease's unsolicited output goes: nowhere (the session has moved on). */
+const DROP_OUTPUT: StreamSink = {
+  onStreamReply() {},
+  onStreamClosed() {},
+};
+
+/** What the channel needs from its session. */
+export interface ChannelOwner extends StreamSink {
+  /** A reply slot for the request being dispatched, in request order. */
+  newSlot(flags: number): ReplySlot;
+  /** True while the session holds state that lives on its lease (MULTI, WATCH, Pub/Sub, …). */
+  readonly holdsLease: boolean;
+  /** Dispatch may go on: the barrier cleared, or a lease arrived or failed. Called from I/O callbacks: schedule, do not dispatch here. */
+  wake(): void;
+  /** Whether the session has ended (a lease arriving then is released at once). */
+  readonly ended: boolean;
+}
+
+export class MasterChannel {
+  /** Database and RESP version the session's requests need. */
+  private db = 0;
+  private protocol: 2 | 3 = 2;
+  /** The session's dedicated connection, or null. */
+  lease: Lease | null = null;
+  /** The connection replies are owed on, the (db, protocol) it was chosen for, and how many. */
+  private link: Link | null = null;
+  private linkKey = 0;
+  private owed = 0;
+  private acquiring = false;
+  private leaseError = '';
+  /** A lease the session let go of while replies were still owed on it: released when they are in. */
+  private retiring: Lease | null = null;
+
+  constructor(
+    private readonly master: Node,
+    private readonly owner: ChannelOwner,
+  ) {}
+
+  /** Replies owed on the master connection now. */
+  get inFlight(): number {
+    return this.owed;
+  }
+
+  /**
+   * Sends `buf[start, end)` to the master: on the lease when there is one, else on the
+   * shared connection for the session's (db, protocol). The slot gets `flags` plus
+   * SLOT_MASTER (and SLOT_DEDICATED on the lease).
+   * @returns the slot, or null with nothing sent when the barrier holds the request
+   */
+  send(buf: Buffer, start: number, end: number, flags: number): ReplySlot | null {
+    const key = this.db * 4 + this.protocol;
+    let link: Link;
+    if (this.lease !== null) link = this.lease;
+    else if (this.owed > 0 && this.linkKey === key && this.link !== null && !this.link.closed) link = this.link;
+    else link = this.master.sharedLink(this.db, this.protocol);
+    if (link !== this.link && this.owed > 0) return null;
+    this.link = link;
+    this.linkKey = key;
+    this.owed++;
+    const slot = this.owner.newSlot(flags | SLOT_MASTER | (link === this.lease ? SLOT_DEDICATED : 0));
+    slot.node = this.master;
+    link.send(slot, buf, start, end);
+    return slot;
+  }
+
+  /** A reply (or failure) for a SLOT_MASTER slot arrived. */
+  replied(): void {
+    if (--this.owed > 0) return;
+    this.link = null;
+    if (this.retiring !== null) {
+      this.retiring.release();
+      this.retiring = null;
+    }
+    this.releaseIfIdle();
+    this.owner.wake();
+  }
+
+  /**
+   * Starts leasing a dedicated connection unless one is held or on its way. `forOther`:
+   * another session asked (a tracking REDIRECT names this one); a failure is not left
+   * for this session's next request.
+   * @returns true when the lease is held now; false while it is being acquired (the owner
+   *   is woken when it arrives or fails: see {@link takeLeaseError})
+   */
+  acquire(forOther = false): boolean {
+    if (this.lease !== null) return true;
+    if (this.acquiring) return false;
+    this.acquiring = true;
+    this.master.acquire(this.db, this.protocol).then(
+      (lease) => {
+        this.acquiring = false;
+        if (this.owner.ended) {
+          lease.release();
+          return;
+        }
+        this.lease = lease;
+        lease.stream(this.owner);
+        this.owner.wake();
+      },
+      (err: Error) => {
+        this.acquiring = false;
+        // Asked for by another session (a tracking REDIRECT): that one reports the failure.
+        if (!forOther) this.leaseError = err.message;
+        this.owner.wake();
+      },
+    );
+    return false;
+  }
+
+  /** Why the last lease could not be had ('' when it could, or was not asked for); cleared by reading. */
+  takeLeaseError(): string {
+    const error = this.leaseError;
+    this.leaseError = '';
+    return error;
+  }
+
+  /** True when a request may be written on the lease now (held, and no replies owed on another connection). */
+  get writable(): boolean {
+    return this.lease !== null && (this.owed === 0 || this.link === this.lease);
+  }
+
+  /** True while a lease is being acquired. */
+  get acquiringLease(): boolean {
+    return this.acquiring;
+  }
+
+  /** Returns the lease when nothing is owed on it and the session holds no state on it. */
+  releaseIfIdle(): void {
+    const lease = this.lease;
+    if (lease !== null && this.owed === 0 && !this.owner.holdsLease) {
+      this.lease = null;
+      lease.release();
+    }
+  }
+
+  /**
+   * Lets go of the lease whatever the session held on it (RESET, the end of a stream):
+   * requests from now on use shared connections. The lease is released (proved clean or
+   * destroyed) once the replies owed on it are in; until then the barrier keeps later
+   * master requests waiting, so they still run after the earlier ones.
+   */
+  retireLease(): void {
+    const lease = this.lease;
+    if (lease === null) return;
+    this.lease = null;
+    lease.stream(DROP_OUTPUT);
+    if (this.owed > 0 && this.link === lease) this.retiring = lease;
+    else lease.release();
+  }
+
+  /** The session ended: the lease (and one being retired) is released now; replies still owed on it fail. */
+  close(): void {
+    this.retiring?.release();
+    this.retiring = null;
+    const lease = this.lease;
+    this.lease = null;
+    lease?.release();
+  }
+
+  /** The session switched database: requests from now on go to connections on `db`. */
+  select(db: number): void {
+    this.db = db;
+    this.lease?.select(db);
+  }
+
+  /** The session switched RESP version. */
+  setProtocol(protocol: 2 | 3): void {
+    this.protocol = protocol;
+    this.lease?.setProtocol(protocol);
+  }
+
+  /** A SELECT the client's transaction ran moved the lease (and the session) to `db`. */
+  assumeDb(db: number): void {
+    this.db = db;
+    this.lease?.assumeDb(db);
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * A reply slot: the place one request's reply goes. The session keeps its slots in request
+ * order (./reply-queue.ts); the link the request went to owes the slot its reply
+ * (src/backend/link.ts). Every flag bit a slot can carry is defined here.
+ */
+import type { BackendFailure, OwedReply } from '../backend/link.js';
+import type { Node } from '../backend/node.js';
+
+/** Who receives a slot's outcome (the session). */
+export interface SlotOwner {
+  /** The reply for `slot` arrived: `buf[start, end)` (a view; keep it only by subarray). */
+  onSlotReply(slot: ReplySlot, buf: Buffer, start: number, end: number): void;
+  /** The link failed before the reply arrived. */
+  onSlotError(slot: ReplySlot, failure: BackendFailure): void;
+}
+
+/** Sent on a master connection: counts for the session's ordering barrier (./master-channel.ts). */
+export const SLOT_MASTER = 1;
+/** A read: may be retried once on another node. */
+export const SLOT_READ = 2;
+/** Already retried once. */
+export const SLOT_RETRIED = 4;
+/** Sent on the session's dedicated connection (its lease). */
+export const SLOT_DEDICATED = 8;
+/** EXEC: its reply applies what the transaction did to the session (./transaction.ts). */
+export const SLOT_EXEC = 16;
+/** Filled but not written to the client (CLIENT REPLY OFF/SKIP, the proxy's own requests). */
+export const SLOT_SILENT = 32;
+/** INFO: the reply gets the `# Proxy` section. */
+export const SLOT_INFO = 64;
+/** A write: read-your-writes counts it in flight until its reply. */
+export const SLOT_WRITE = 128;
+/** CLIENT TRACKING ON: an error reply turns the session's tracking back off. */
+export const SLOT_TRACKING = 256;
+
+export class ReplySlot implements OwedReply {
+  /** Next slot in the session's queue. */
+  next: ReplySlot | null = null;
+  /** The reply bytes once arrived, while earlier slots are still waiting. */
+  reply: Buffer | null = null;
+  done = false;
+  flags: number;
+  /** Coarse time it was sent (ms, src/io/clock.ts), for command timeouts. */
+  sentAt = 0;
+  /** The node it was sent to. */
+  node: Node | null = null;
+  /** The request's bytes, `request[requestStart, requestEnd)`, kept for reads so they can be retried elsewhere. */
+  request: Buffer | null = null;
+  requestStart = 0;
+  requestEnd = 0;
+
+  constructor(
+    readonly owner: SlotOwner,
+    flags: number,
+  ) {
+    this.flags = flags;
+  }
+
+  settle(buf: Buffer, start: number, end: number): void {
+    this.owner.onSlotReply(this, buf, start, end);
+  }
+
+  fail(failure: BackendFailure): void {
+    this.owner.onSlotError(this, failure);
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * What the locally answered commands (./local-commands.ts, ./client-command.ts) see of a
+ * session and of the other sessions of its listener. The Session class implements these;
+ * the command handlers depend on the interfaces only, so the session can import them
+ * without an import cycle.
+ */
+import type { ListenerConfig } from '../config/types.js';
+
+/** One client connection as CLIENT LIST and CLIENT KILL see it. */
+export interface ClientView {
+  /** The session id (CLIENT ID). */
+  readonly id: number;
+  /** `ip:port` of the client. */
+  readonly address: string;
+  /** `ip:port` the client connected to. */
+  readonly localAddress: string;
+  readonly name: string;
+  readonly db: number;
+  readonly protocol: 2 | 3;
+  readonly user: string;
+  readonly libName: string;
+  readonly libVersion: string;
+  /** Name of the last command (CLIENT LIST cmd=). */
+  readonly lastCommand: string;
+  /** Epoch ms the session began. */
+  readonly createdAt: number;
+  /** Coarse epoch ms of the last request. */
+  readonly lastActive: number;
+  /** CLIENT LIST flags (`N`, `x`, `P`, …) and counts. */
+  describe(): { flags: string; sub: number; ssub: number; multi: number };
+  /** Closes the connection at once (CLIENT KILL). */
+  close(reason: string): void;
+  /** Closes the connection after the replies it is owed (QUIT, CLIENT KILL of oneself). */
+  closeAfterReplies(): void;
+}
+
+/** What a listener tells the local command handlers. */
+export interface LocalContext {
+  readonly config: ListenerConfig;
+  /** Number of databases of the master (`CONFIG GET databases`), for SELECT. */
+  readonly databases: number;
+  /** `redis_version` of the master ('' until known), for HELLO. */
+  readonly serverVersion: string;
+  /** Every open session of the listener. */
+  readonly sessions: Iterable<ClientView>;
+}
+
+/** The session a local command runs for. */
+export interface LocalSession extends ClientView {
+  readonly ctx: LocalContext;
+  name: string;
+  libName: string;
+  libVersion: string;
+  /** Whether the client has authenticated (always true without client auth). */
+  readonly authenticated: boolean;
+  /** Marks the client authenticated as `user` (AUTH, HELLO AUTH). */
+  authenticate(user: string): void;
+  /** Answers the current request, in request order. */
+  reply(buf: Buffer): void;
+  /** Answers the current request with an error; `message` carries its prefix (`ERR ...`). */
+  replyError(message: string): void;
+  /** Switches the session's database (SELECT). */
+  selectDb(db: number): void;
+  /** Switches the session's RESP version (HELLO). */
+  setProtocol(protocol: 2 | 3): void;
+  /** CLIENT REPLY: `off` drops every reply until `on`; `skip` drops the next command's reply. */
+  setReplyMode(mode: 'on' | 'off' | 'skip'): void;
+  /** The session id of the tracking REDIRECT target: -1 tracking off, 0 no redirect (CLIENT GETREDIR). */
+  readonly trackingRedirect: number;
+  /** Clears the session's state as RESET does. */
+  reset(): void;
+}
