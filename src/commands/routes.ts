@@ -50,8 +50,9 @@ export const ROUTE_UNBLOCK = 17;
 /** May change data: counts as a write for read-your-writes (a blocking write too). */
 export const TRAIT_WRITE = 1;
 /**
- * Changes the server-side state of the connection it runs on (database, protocol, reply
- * mode, name, subscriptions, tracking, eviction and touch flags, cluster modes). Such a
+ * Changes the server-side state of the connection it runs on (transaction, WATCH,
+ * database, protocol, reply mode, name, subscriptions, tracking, eviction and touch
+ * flags, cluster modes). Such a
  * command never reaches a shared connection; on a dedicated one it is tracked or the
  * connection is destroyed instead of pooled (docs/architecture.md "Isolation").
  */
@@ -115,6 +116,8 @@ const SCRIPTS_THAT_WRITE: ReadonlySet<string> = new Set(['eval', 'evalsha', 'fca
 const READ_ONLY_SCRIPTS: ReadonlySet<string> = new Set(['eval_ro', 'evalsha_ro', 'fcall_ro']);
 
 const CONNECTION_STATE: ReadonlySet<string> = new Set([
+  'multi',
+  'watch',
   'select',
   'hello',
   'auth',

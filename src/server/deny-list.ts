@@ -105,8 +105,8 @@ export class DenyList {
   readonly entries: readonly string[];
   /**
    * The entries a Lua script or a function could call, in `entries` order: a command
-   * without the `noscript` flag, a container (`config`) with at least one subcommand
-   * without it (`config|help`), and every module entry (a name with a '.', such as
+   * without the `noscript` flag, a container with at least one subcommand other than
+   * HELP without it (`config` is not: only CONFIG HELP lacks the flag), and every module entry (a name with a '.', such as
    * `ft.dropindex`) or other entry the command table does not know.
    */
   readonly scriptReachable: readonly string[];
@@ -289,7 +289,9 @@ function reachOf(entry: string): Reach {
   const sub = bar > 0 ? container?.subcommands?.get(entry.slice(bar + 1)) : container;
   if (entry.includes('.') || sub === undefined) return { entry, commands: [{ name: entry, info: sub }] };
   if (bar > 0) return { entry, commands: sub.flags & CMD_NOSCRIPT ? [] : [{ name: sub.name, info: sub }] };
-  const candidates = sub.subcommands === null ? [sub] : [...sub.subcommands.values()];
+  // A container's HELP subcommand only prints text: denying it protects nothing, so a script
+  // that can call only CONFIG HELP does not make `config` reachable.
+  const candidates = sub.subcommands === null ? [sub] : [...sub.subcommands.values()].filter((c) => !c.name.endsWith('|help'));
   return {
     entry,
     commands: candidates.filter((c) => !(c.flags & CMD_NOSCRIPT)).map((c) => ({ name: c.name, info: c })),

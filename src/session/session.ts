@@ -1088,8 +1088,8 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
   /**
    * Closes the session now: the listener forgets it, replies still owed are dropped, the
    * lease is released (proved clean or destroyed). `graceful`: what was written is
-   * flushed and the socket ended (destroyed a moment later if the client does not read);
-   * otherwise the socket is destroyed at once.
+   * flushed first (for at most 1 s when the client does not read); otherwise the socket
+   * is destroyed at once.
    */
   close(reason: string, graceful = false): void {
     if (this.phase === CLOSED) return;
@@ -1100,12 +1100,19 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     for (const waiter of this.redirectWaiters.splice(0)) waiter.wake();
     const socket = this.socket;
     if (graceful && !socket.destroyed) {
+      // Like Redis: what was written goes out, then the connection closes (not half-closes:
+      // a client that keeps writing gets an error at once).
       this.output.flush();
-      socket.resume();
-      socket.end();
-      const linger = setTimeout(() => socket.destroy(), 1000);
-      linger.unref();
-      socket.once('close', () => clearTimeout(linger));
+      if (socket.writableLength === 0) {
+        socket.destroy();
+      } else {
+        const linger = setTimeout(() => socket.destroy(), 1000);
+        linger.unref();
+        socket.once('drain', () => {
+          clearTimeout(linger);
+          socket.destroy();
+        });
+      }
     } else {
       this.output.clear();
       socket.destroy();

@@ -28,7 +28,7 @@ function fakeNode(label: string, denied: string[], username?: string): DryRunNod
       calls.push(words);
       const [acl, dryrun, , command, sub] = words;
       if (acl !== 'ACL' || dryrun !== 'DRYRUN' || command === undefined) throw new Error('ERR unexpected call');
-      const full = sub !== undefined && ['config', 'client', 'object'].includes(command) ? `${command}|${sub}` : command;
+      const full = sub !== undefined && ['config', 'client', 'object', 'slowlog'].includes(command) ? `${command}|${sub}` : command;
       if (denied.includes(full) || denied.includes(command)) return `This user has no permissions to run the '${full}' command`;
       return 'OK';
     },
@@ -84,8 +84,9 @@ t.test('reachability from scripts', async (t) => {
     settings(['flushall', 'debug', 'config|set', 'config', 'keys', 'acl|list', 'ft.dropindex', 'client|kill', 'shutdown']),
   );
   // flushall, keys: no noscript flag. debug, config|set, acl|list, client|kill, shutdown: noscript.
-  // config: config|help lacks noscript. ft.dropindex: a module command, not known.
-  t.same(d.scriptReachable, ['flushall', 'config', 'keys', 'ft.dropindex']);
+  // config: only CONFIG HELP lacks noscript, and a HELP subcommand does not count. ft.dropindex: a module command, not known.
+  t.same(d.scriptReachable, ['flushall', 'keys', 'ft.dropindex']);
+  t.same(new DenyList(settings(['config'])).scriptReachable, [], 'scripts cannot reach CONFIG beyond its HELP');
   t.same(d.entries, ['flushall', 'debug', 'config|set', 'config', 'keys', 'acl|list', 'ft.dropindex', 'client|kill', 'shutdown']);
   t.same(new DenyList(settings(['debug', 'config|set'])).scriptReachable, []);
   t.same(new DenyList(settings(['object'])).scriptReachable, ['object'], 'OBJECT ENCODING may be called from a script');
@@ -146,11 +147,13 @@ t.test('scriptRefusal before and after verify', async (t) => {
 });
 
 t.test('verify: containers, subcommands and module commands', async (t) => {
-  const d = new DenyList(settings(['config', 'object|encoding', 'ft.dropindex']));
-  const node = fakeNode('m', ['config', 'object|encoding', 'ft.dropindex'], 'proxy');
+  const d = new DenyList(settings(['slowlog', 'object|encoding', 'ft.dropindex']));
+  const node = fakeNode('m', ['slowlog', 'object|encoding', 'ft.dropindex'], 'proxy');
   t.same(await d.verify([node]), { enforced: true, unenforced: [] });
   t.same(node.calls, [
-    ['ACL', 'DRYRUN', 'proxy', 'config', 'help'],
+    ['ACL', 'DRYRUN', 'proxy', 'slowlog', 'get'],
+    ['ACL', 'DRYRUN', 'proxy', 'slowlog', 'len'],
+    ['ACL', 'DRYRUN', 'proxy', 'slowlog', 'reset'],
     ['ACL', 'DRYRUN', 'proxy', 'object', 'encoding', 'redis-proxy-dryrun'],
     ['ACL', 'DRYRUN', 'proxy', 'ft.dropindex'],
   ]);
