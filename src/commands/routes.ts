@@ -59,6 +59,15 @@ export const TRAIT_WRITE = 1;
 export const TRAIT_CONNECTION_STATE = 2;
 /** Runs a Lua script or a function, which can call other commands. */
 export const TRAIT_SCRIPT = 4;
+/**
+ * A listener may refuse it whatever its denyCommands: scripts (see TRAIT_SCRIPT),
+ * topology commands (REPLICAOF, SLAVEOF, FAILOVER, SHUTDOWN; src/server/deny-list.ts)
+ * and replication handshakes (ROUTE_REFUSED).
+ */
+export const TRAIT_GUARDED = 8;
+
+/** Commands that change the replication topology the proxy manages (refused unless `allowTopologyCommands`). */
+export const TOPOLOGY_COMMANDS: ReadonlySet<string> = new Set(['replicaof', 'slaveof', 'failover', 'shutdown']);
 
 /** Commands the proxy answers itself (each has a handler in src/session/local-commands.ts). */
 export const LOCAL_NAMES: ReadonlySet<string> = new Set([
@@ -114,6 +123,8 @@ const SPECIAL_ROUTES: ReadonlyMap<string, number> = new Map([
 /** Script and function calls; the non-_RO ones may write although Redis 7 does not flag them `write`. */
 const SCRIPTS_THAT_WRITE: ReadonlySet<string> = new Set(['eval', 'evalsha', 'fcall']);
 const READ_ONLY_SCRIPTS: ReadonlySet<string> = new Set(['eval_ro', 'evalsha_ro', 'fcall_ro']);
+/** Every command that runs a Lua script or a function (TRAIT_SCRIPT). */
+export const SCRIPT_COMMANDS: ReadonlySet<string> = new Set([...SCRIPTS_THAT_WRITE, ...READ_ONLY_SCRIPTS]);
 
 const CONNECTION_STATE: ReadonlySet<string> = new Set([
   'multi',
@@ -162,7 +173,8 @@ export function traitsOf(name: string, flags: number): number {
   let traits = 0;
   if (flags & CMD_WRITE || SCRIPTS_THAT_WRITE.has(name)) traits |= TRAIT_WRITE;
   if (CONNECTION_STATE.has(name)) traits |= TRAIT_CONNECTION_STATE;
-  if (SCRIPTS_THAT_WRITE.has(name) || READ_ONLY_SCRIPTS.has(name)) traits |= TRAIT_SCRIPT;
+  if (SCRIPTS_THAT_WRITE.has(name) || READ_ONLY_SCRIPTS.has(name)) traits |= TRAIT_SCRIPT | TRAIT_GUARDED;
+  if (TOPOLOGY_COMMANDS.has(name) || SPECIAL_ROUTES.get(name) === ROUTE_REFUSED) traits |= TRAIT_GUARDED;
   return traits;
 }
 

@@ -16,24 +16,11 @@
  *  - the `noscript` command flag: https://redis.io/docs/latest/commands/command-info/
  *  - scripts run commands as the calling user: https://redis.io/docs/latest/develop/interact/programmability/eval-intro/
  */
-import { CMD_NOSCRIPT, lookupCommand, type CommandInfo } from '../commands/index.js';
+import { CMD_NOSCRIPT, lookupCommand, SCRIPT_COMMANDS, TOPOLOGY_COMMANDS, type CommandInfo } from '../commands/index.js';
 import type { ListenerConfig } from '../config/types.js';
 
-/**
- * Commands that change the replication topology the proxy manages; refused unless the
- * listener sets `allowTopologyCommands`.
- */
-export const TOPOLOGY_COMMANDS: readonly string[] = Object.freeze(['replicaof', 'slaveof', 'failover', 'shutdown']);
-
-/** Commands that run a Lua script or a function (lowercase): what {@link DenyList.scriptRefusal} applies to. */
-export const SCRIPT_COMMANDS: ReadonlySet<string> = new Set([
-  'eval',
-  'evalsha',
-  'eval_ro',
-  'evalsha_ro',
-  'fcall',
-  'fcall_ro',
-]);
+/** Topology commands (refused unless `allowTopologyCommands`) and the script commands {@link DenyList.scriptRefusal} applies to. */
+export { SCRIPT_COMMANDS, TOPOLOGY_COMMANDS };
 
 /** The listener settings a DenyList is built from (a normalized ListenerConfig has them all). */
 export type DenyListSettings = Pick<ListenerConfig, 'denyCommands' | 'allowTopologyCommands' | 'scriptsBypassDenyCommands'>;

@@ -40,6 +40,7 @@ import {
   ROUTE_WATCH,
   ROUTE_XREAD,
   TRAIT_CONNECTION_STATE,
+  TRAIT_GUARDED,
   TRAIT_SCRIPT,
   TRAIT_WRITE,
   type CommandInfo,
@@ -358,6 +359,8 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
    */
   private refuse(cmd: CommandInfo | undefined, req: RequestView): boolean {
     const deny = this.ctx.denyList;
+    // The common case costs a length test and a bit test.
+    if (deny.entries.length === 0 && cmd !== undefined && !(cmd.traits & TRAIT_GUARDED)) return false;
     const name = cmd !== undefined ? cmd.name : req.argString(0).toLowerCase();
     const listener = this.ctx.config.name;
     let message: string | null = null;
@@ -1045,7 +1048,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
    * this. Cheap when nothing is stalled.
    */
   wake(): void {
-    for (const waiter of this.redirectWaiters.splice(0)) waiter.wake();
+    if (this.redirectWaiters.length > 0) for (const waiter of this.redirectWaiters.splice(0)) waiter.wake();
     if (this.pumpQueued || this.phase !== OPEN || !this.parser.isStalled) return;
     this.pumpQueued = true;
     queueMicrotask(this.pump);
