@@ -26,6 +26,11 @@ export interface ConnectionOptions {
   label: string;
   /** Ask the node for this connection's CLIENT ID during the handshake (dedicated connections: CLIENT TRACKING REDIRECT targets). */
   wantClientId?: boolean;
+  /**
+   * Authenticate and pick the RESP version with HELLO (Redis 6+), which Redis runs even
+   * while a script is busy; false: AUTH, or PING when there is nothing to say (older Redis).
+   */
+  hello: boolean;
 }
 
 /** What a connection tells its node. */
@@ -39,6 +44,7 @@ export interface ConnectionEvents {
 /** A reply to one of the proxy's own requests (handshake, SELECT, HELLO): an error makes the connection unusable. */
 class InternalReply implements OwedReply {
   sentAt = 0;
+  readonly patient = false;
   constructor(private readonly conn: BackendConnection) {}
   settle(buf: Buffer, start: number, end: number): void {
     this.conn.internalReplied(buf, start, end);
@@ -83,16 +89,19 @@ export class BackendConnection implements ReplySink, Link {
     this.output = new BatchedOutput(socket);
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
+    // connectTimeout bounds the TCP connect. A node that accepted the connection and is
+    // slow to answer the handshake is slow, not down: commandTimeout covers what waits on it.
     socket.setTimeout(options.connectTimeout);
+    socket.once('connect', () => socket.setTimeout(0));
     socket.on('data', (chunk: Buffer) => this.framer.push(chunk));
     socket.on('timeout', () => this.teardown(`connect timeout after ${options.connectTimeout} ms`, 'unreachable'));
     socket.on('error', (err: NodeJS.ErrnoException) => this.teardown(err.code ?? err.message, this.wasReady ? 'lost' : 'unreachable'));
     socket.on('close', () => this.teardown('connection closed', this.wasReady ? 'lost' : 'unreachable'));
     // The handshake: its replies come first; the connection is ready after the last one.
     const handshake: string[][] = [];
-    if (options.protocol === 3) {
+    if (options.protocol === 3 || options.hello) {
       const auth = options.password !== undefined ? ['AUTH', options.username ?? 'default', options.password] : [];
-      handshake.push(['HELLO', '3', ...auth]);
+      handshake.push(['HELLO', String(options.protocol), ...auth]);
     } else if (options.password !== undefined) {
       handshake.push(options.username !== undefined ? ['AUTH', options.username, options.password] : ['AUTH', options.password]);
     }
@@ -108,10 +117,9 @@ export class BackendConnection implements ReplySink, Link {
     return this.owed.length;
   }
 
-  /** Send time (coarse ms) of the oldest reply still owed, or 0. */
-  get oldestSentAt(): number {
-    const head = this.owed.peekFront();
-    return head === undefined ? 0 : head.sentAt;
+  /** The oldest reply still owed, if any (for command timeouts and stall checks). */
+  get oldest(): OwedReply | undefined {
+    return this.owed.peekFront();
   }
 
   /** Bytes queued or unsent on the socket. */
@@ -161,6 +169,11 @@ export class BackendConnection implements ReplySink, Link {
   /** Tells the connection it is now on database `db` (a SELECT the client's transaction ran); nothing is sent. */
   assumeDb(db: number): void {
     this.db = db;
+  }
+
+  /** Tells the connection it now speaks RESP `protocol` (a HELLO written in a stream); nothing is sent. */
+  assumeProtocol(protocol: 2 | 3): void {
+    this.protocol = protocol;
   }
 
   /**
@@ -219,9 +232,11 @@ export class BackendConnection implements ReplySink, Link {
   /** A reply to one of the proxy's own requests (handshake, SELECT, HELLO). */
   internalReplied(buf: Buffer, start: number, end: number): void {
     if (buf[start] === 0x2d) {
+      // BUSY: alive, running a script; the requests owed here get Redis's own BUSY error.
       // A refused handshake (WRONGPASS, NOAUTH) is the node's failure; a refused SELECT or HELLO later is ours.
       const text = buf.toString('latin1', start + 1, end - 2);
-      if (this.ready) this.teardown(`refused SELECT or HELLO: ${text}`, 'closed');
+      if (text.startsWith('BUSY')) this.teardown(text, 'busy');
+      else if (this.ready) this.teardown(`refused SELECT or HELLO: ${text}`, 'closed');
       else this.teardown(`refused the handshake: ${text}`, 'unreachable');
       return;
     }

@@ -8,8 +8,14 @@ import Denque from 'denque';
 import RedisParser from 'redis-parser';
 import { encodeCommand } from '../protocol/resp.js';
 
-/** An error reply from the node (`-ERR ...`), as opposed to a failed connection. */
+/** An error reply from the node (`-ERR ...`, `-BUSY ...`), as opposed to a failed connection. */
 export class ReplyError extends Error {}
+
+/**
+ * The connection was open but the reply did not come within the timeout: the node is
+ * unresponsive (blocked, overloaded, or black-holing), not unreachable.
+ */
+export class ReplyTimeout extends Error {}
 
 interface Pending {
   resolve(value: unknown): void;
@@ -34,8 +40,10 @@ export class ControlClient {
   /**
    * Sends one command and resolves with the decoded reply (strings as Buffers are not
    * needed here: bulk strings decode to JS strings, arrays to arrays, integers to numbers).
-   * Rejects with {@link ReplyError} for an error reply, or an Error when the connection
-   * fails or no reply comes within the timeout (the connection is then dropped).
+   * Rejects with {@link ReplyError} for an error reply, {@link ReplyTimeout} when the
+   * connection was established but no reply came within the timeout, or an Error when
+   * the connection failed (refused, reset, connect timeout); the connection is then
+   * dropped.
    */
   call(...args: Array<string | Buffer>): Promise<unknown> {
     const socket = this.socket ?? this.connect();
@@ -53,6 +61,10 @@ export class ControlClient {
   private connect(): net.Socket {
     const { host, port, timeout, username, password } = this.options;
     const socket = net.connect({ host, port });
+    let connected = false;
+    socket.once('connect', () => {
+      connected = true;
+    });
     socket.setNoDelay(true);
     socket.setTimeout(timeout);
     const parser = new RedisParser({
@@ -66,7 +78,8 @@ export class ControlClient {
     };
     socket.on('data', (chunk: Buffer) => parser.execute(chunk));
     socket.on('timeout', () => {
-      if (this.pending.length > 0) failThis(new Error(`no reply within ${timeout} ms`));
+      if (!connected) failThis(new Error(`connect timeout after ${timeout} ms`));
+      else if (this.pending.length > 0) failThis(new ReplyTimeout(`no reply within ${timeout} ms`));
     });
     socket.on('error', (err: NodeJS.ErrnoException) => failThis(new Error(err.code ?? err.message)));
     socket.on('close', () => failThis(new Error('connection closed')));

@@ -83,6 +83,11 @@ export class Lease implements Link {
     this.conn.assumeDb(db);
   }
 
+  /** Records that a HELLO written in a stream switched the connection to RESP `protocol`. */
+  assumeProtocol(protocol: 2 | 3): void {
+    this.conn.assumeProtocol(protocol);
+  }
+
   /** Records that the session put LEASE_* state `bits` on the connection. */
   enter(bits: number): void {
     this.state |= bits;

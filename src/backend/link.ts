@@ -17,9 +17,12 @@
  * - `closed`: the proxy closed the connection on purpose (released, shutting down, a
  *   SELECT or HELLO the node refused).
  * - `protocol`: the node sent bytes that are not RESP, or a reply nobody asked for.
+ * - `busy`: the node answered a request the proxy made for the connection (SELECT,
+ *   CLIENT ID) with BUSY (a script or function over its time limit); `detail` is Redis's
+ *   own error text, which is what the requests owed on it get.
  */
 export interface BackendFailure {
-  readonly kind: 'unreachable' | 'lost' | 'timeout' | 'closed' | 'protocol';
+  readonly kind: 'unreachable' | 'lost' | 'timeout' | 'closed' | 'protocol' | 'busy';
   readonly node: string;
   readonly detail: string;
 }
@@ -28,6 +31,11 @@ export interface BackendFailure {
 export interface OwedReply {
   /** Coarse ms (src/io/clock.ts) when the request was sent; set by the link. */
   sentAt: number;
+  /**
+   * The request may take as long as it takes (a script or function the client called):
+   * while it is the oldest reply owed, `commandTimeout` does not close its connection.
+   */
+  readonly patient: boolean;
   /** The reply arrived: `buf[start, end)` (a view; keep it only by subarray). */
   settle(buf: Buffer, start: number, end: number): void;
   /** The link failed before the reply arrived. Called in order, never re-entrantly from `send`. */

@@ -1,38 +1,60 @@
 /**
  * A node: one Redis server behind a listener (the master or a replica). Owns the shared
- * (multiplexed) connections to it, kept per database, the generic-pool pool of dedicated
- * connections, and what the last health check found.
+ * (multiplexed) connections to it (./shared-links.ts), the generic-pool pool of dedicated
+ * connections, the control connection, and what it knows of the node's state.
+ *
+ * Slow is not down. The node is:
+ * - `down` (unreachable) when a connection to it cannot be established: refused, reset,
+ *   TCP connect timeout, a refused handshake, a health check that could not connect;
+ * - `unresponsive` when its health check got no reply in time on an open connection;
+ * - `busy` when its health check was answered with BUSY (a script or function past its
+ *   time limit);
+ * - `up` otherwise.
+ * Only `down` makes the master's requests fail fast. A replica serves reads only when
+ * `up` and not ejected by outlier detection (./outlier.ts); when it stops serving, the
+ * reads in flight on it are retried elsewhere at once.
  */
 import genericPool, { type Pool } from 'generic-pool';
 import type { Logger } from 'pino';
 import type { NodeConfig } from '../config/types.js';
+import { coarseNow } from '../io/clock.js';
+import { encodeCommand } from '../protocol/resp.js';
 import { BackendConnection, type ConnectionEvents } from './connection.js';
-import { ControlClient, parseInfo } from './control-client.js';
+import { ControlClient, parseInfo, ReplyError, ReplyTimeout } from './control-client.js';
 import { Lease, type LeasePool } from './lease.js';
-import type { BackendFailure, Link } from './link.js';
+import type { BackendFailure, Link, OwedReply } from './link.js';
+import { OutlierDetector } from './outlier.js';
+import { SharedLinks } from './shared-links.js';
 
 export type NodeRole = 'master' | 'replica';
 
 export interface NodeOptions {
   role: NodeRole;
   config: NodeConfig;
-  /** Shared connections per database. */
+  /** Shared connections per database and RESP version. */
   sharedConnections: number;
   /** Most dedicated connections at once. */
   maxDedicated: number;
-  /** ms. */
+  /** ms to connect (and for each health-check reply). */
   connectTimeout: number;
+  /** Outlier detection: command timeouts within `outlierWindow` ms that take a replica out of the read rotation (0 = never). */
+  outlierTimeouts: number;
+  outlierWindow: number;
   logger: Logger;
-  /** Called when the node goes down or comes back. */
-  onStateChange(node: Node): void;
+  /** Called when the node's state changes (down, up, unresponsive, busy, ejected, back); `before` is the state it left. */
+  onStateChange(node: Node, before: Node['state']): void;
   /** Called when an established connection to the node closed unexpectedly: check the node now. */
   onConnectionLost(node: Node): void;
 }
 
-/** What the last health check of a node found. */
+/** What the node's health checks and connections found. */
 export interface NodeHealth {
-  /** Answered the last check. */
+  /** Connections to it can be established (last check or connection). */
   reachable: boolean;
+  /** Answered its last health check in time. */
+  responsive: boolean;
+  /** Answered its last health check with BUSY. */
+  busy: boolean;
   /** `loading:1` (still loading its dataset). */
   loading: boolean;
   /** For replicas: `master_link_status:up`. */
@@ -41,24 +63,48 @@ export interface NodeHealth {
   role: string;
   /** `master_repl_offset` (for a replica: how far it has applied the stream). */
   replOffset: number;
-  /** Why it is unreachable ('' when reachable). */
+  /** Why it is not `up` ('' when it is): the last failure or Redis's BUSY text. */
   error: string;
 }
+
+/** A probe's PING on a data connection of an ejected replica. */
+class Probe implements OwedReply {
+  sentAt = 0;
+  readonly patient = false;
+  constructor(private readonly node: Node) {}
+  settle(): void {
+    this.node.probeAnswered(true);
+  }
+  fail(): void {
+    this.node.probeAnswered(false);
+  }
+}
+
+const PING = encodeCommand(['PING']);
 
 export class Node implements ConnectionEvents, LeasePool {
   readonly role: NodeRole;
   readonly label: string;
   readonly weight: number;
-  readonly health: NodeHealth = { reachable: true, loading: false, linkUp: true, role: '', replOffset: 0, error: '' };
+  readonly health: NodeHealth = {
+    reachable: true,
+    responsive: true,
+    busy: false,
+    loading: false,
+    linkUp: true,
+    role: '',
+    replOffset: 0,
+    error: '',
+  };
   /** `redis_version` from the last health check ('' until known). */
   serverVersion = '';
   /** Seconds since the master heard from this replica (`lag=` in the master's INFO); -1 unknown. */
   lag = -1;
-  /** Shared connections by RESP version (index 0: RESP2, 1: RESP3), then by database. */
-  private readonly shared: [Array<BackendConnection[] | undefined>, Array<BackendConnection[] | undefined>] = [[], []];
-  private rr = 0;
+  private readonly shared: SharedLinks;
   private readonly pool: Pool<BackendConnection>;
   private readonly control: ControlClient;
+  private readonly outliers: OutlierDetector;
+  private probing = false;
   private closing = false;
 
   constructor(private readonly options: NodeOptions) {
@@ -66,6 +112,8 @@ export class Node implements ConnectionEvents, LeasePool {
     this.role = role;
     this.weight = config.weight;
     this.label = `${role} ${config.host}:${config.port}`;
+    this.outliers = new OutlierDetector(role === 'replica' ? options.outlierTimeouts : 0, options.outlierWindow);
+    this.shared = new SharedLinks(options.sharedConnections, (db, protocol) => this.open(db, protocol));
     this.control = new ControlClient({
       host: config.host,
       port: config.port,
@@ -102,30 +150,32 @@ export class Node implements ConnectionEvents, LeasePool {
     return this.options.config.port;
   }
 
-  /** True when the node answered its last health check and no connection to it has failed since. */
+  /** Connections to the node can be established (it is not `down`). */
   get reachable(): boolean {
     return this.health.reachable;
   }
 
-  /**
-   * A shared connection for database `db` speaking RESP `protocol`: round-robin over the
-   * node's shared connections for that pair, opened on first use and replaced when closed.
-   */
+  /** `up`, `down`, `unresponsive` or `busy` (see the file's comment). */
+  get state(): 'up' | 'down' | 'unresponsive' | 'busy' {
+    const h = this.health;
+    if (!h.reachable) return 'down';
+    if (!h.responsive) return 'unresponsive';
+    return h.busy ? 'busy' : 'up';
+  }
+
+  /** Taken out of the read rotation by outlier detection. */
+  get ejected(): boolean {
+    return this.outliers.ejected;
+  }
+
+  /** A shared connection for database `db` speaking RESP `protocol` (see ./shared-links.ts). */
   sharedLink(db: number, protocol: 2 | 3): Link {
-    const byDb = this.shared[protocol - 2]!;
-    let conns = byDb[db];
-    if (conns === undefined) {
-      conns = [];
-      byDb[db] = conns;
-    }
-    const n = this.options.sharedConnections;
-    const i = n === 1 ? 0 : this.rr++ % n;
-    let conn = conns[i];
-    if (conn === undefined || conn.closed) {
-      conn = this.open(db, protocol);
-      conns[i] = conn;
-    }
-    return conn;
+    return this.shared.get(db, protocol, coarseNow());
+  }
+
+  /** The connection for commands Redis runs while a script is busy (SCRIPT KILL, FUNCTION KILL, …). */
+  priorityLink(protocol: 2 | 3): Link {
+    return this.shared.priorityLink(protocol);
   }
 
   /**
@@ -150,16 +200,20 @@ export class Node implements ConnectionEvents, LeasePool {
   }
 
   /**
-   * Asks the node for its state (INFO replication and persistence) and records it.
-   * Never throws: an unreachable node is recorded as such.
-   * @returns the INFO fields, or null when the node did not answer.
+   * Asks the node for its state (INFO server, replication, persistence) and records it.
+   * Never throws: a node that cannot be reached, answers late or answers BUSY is
+   * recorded as such.
+   * @returns the INFO fields, or null when the node gave none
    */
   async checkHealth(): Promise<Map<string, string> | null> {
-    let info: Map<string, string> | null = null;
+    let info: Map<string, string>;
     try {
       info = parseInfo(String(await this.control.call('INFO', 'server', 'replication', 'persistence')));
     } catch (err) {
-      this.setReachable(false, (err as Error).message);
+      const message = (err as Error).message;
+      if (err instanceof ReplyError && message.startsWith('BUSY')) this.setState(true, true, true, message);
+      else if (err instanceof ReplyTimeout) this.setState(true, false, false, message);
+      else this.setState(false, true, false, message);
       return null;
     }
     const h = this.health;
@@ -168,20 +222,33 @@ export class Node implements ConnectionEvents, LeasePool {
     h.role = info.get('role') ?? '';
     h.linkUp = h.role === 'master' || info.get('master_link_status') === 'up';
     h.replOffset = Number(info.get(h.role === 'master' ? 'master_repl_offset' : 'slave_repl_offset') ?? 0);
-    this.setReachable(true, '');
+    this.setState(true, true, false, '');
     return info;
   }
 
   /**
    * Closes shared connections whose oldest owed reply was sent more than `timeoutMs` ago
-   * (coarse ms): the replies owed on them get a timeout error (reads are retried elsewhere).
-   * Dedicated connections are exempt: they carry blocking commands.
+   * (coarse ms), unless it is a script's: the replies owed on them get a timeout error
+   * (reads are retried elsewhere). Dedicated connections are exempt: they carry blocking
+   * commands.
    */
   expireShared(now: number, timeoutMs: number): void {
-    for (const conn of this.sharedConnections()) {
-      const sentAt = conn.oldestSentAt;
-      if (sentAt > 0 && now - sentAt > timeoutMs) conn.destroy(`command timed out after ${timeoutMs} ms`, 'timeout');
-    }
+    this.shared.expire(now, timeoutMs);
+  }
+
+  /** While ejected: sends a PING on a data connection; its answer brings the node back into the rotation. */
+  probe(): void {
+    if (!this.outliers.ejected || this.probing) return;
+    this.probing = true;
+    this.sharedLink(0, 2).send(new Probe(this), PING, 0, PING.length);
+  }
+
+  /** A probe was answered (or its connection failed). */
+  probeAnswered(answered: boolean): void {
+    this.probing = false;
+    if (!answered || !this.outliers.answered()) return;
+    this.options.logger.info({ node: this.label }, 'replica back in the read rotation: its data connection answers');
+    this.options.onStateChange(this, this.state);
   }
 
   /** Sends one command on the node's control connection (off the hot path). */
@@ -193,44 +260,76 @@ export class Node implements ConnectionEvents, LeasePool {
   async close(): Promise<void> {
     this.closing = true;
     this.control.close();
-    for (const c of this.sharedConnections()) c.destroy('proxy shutting down');
+    this.shared.closeAll('proxy shutting down');
     await this.pool.drain();
     await this.pool.clear();
   }
 
   onReady(): void {
     // A connection that completes its handshake proves the node reachable again.
-    this.setReachable(true, '');
+    const h = this.health;
+    this.setState(true, h.responsive, h.busy, h.error);
   }
 
   onClosed(_conn: BackendConnection, failure: BackendFailure): void {
     if (this.closing) return;
-    // A connection that could not be established: the node is presumed down until a health
-    // check or a new connection says otherwise, so reads go elsewhere and writes fail fast.
-    // An established one that closed (the node died, or its `timeout` or CLIENT KILL ended
-    // it, or it broke the protocol) calls for a health check now rather than a verdict.
-    if (failure.kind === 'unreachable') this.setReachable(false, failure.detail);
-    else if (failure.kind === 'lost' || failure.kind === 'protocol') this.options.onConnectionLost(this);
-  }
-
-  private setReachable(reachable: boolean, error: string): void {
     const h = this.health;
-    h.error = error;
-    if (h.reachable === reachable) return;
-    h.reachable = reachable;
-    if (reachable) this.options.logger.info({ node: this.label }, 'backend back');
-    else this.options.logger.warn({ node: this.label, error }, 'backend lost');
-    this.options.onStateChange(this);
+    switch (failure.kind) {
+      case 'unreachable':
+        // Could not be established: presumed down until a health check or a new
+        // connection says otherwise, so reads go elsewhere and writes fail fast.
+        this.setState(false, h.responsive, h.busy, failure.detail);
+        break;
+      case 'lost':
+      case 'protocol':
+        // An established connection closed (the node died, its `timeout` or CLIENT KILL,
+        // garbage): a health check decides, now.
+        this.options.onConnectionLost(this);
+        break;
+      case 'busy':
+        this.setState(h.reachable, h.responsive, true, failure.detail);
+        break;
+      case 'timeout':
+        if (this.outliers.timedOut(Date.now())) {
+          this.options.logger.warn(
+            { node: this.label, timeouts: this.options.outlierTimeouts, windowMs: this.options.outlierWindow },
+            'replica ejected from the read rotation: its data connections keep timing out',
+          );
+          this.options.onStateChange(this, this.state);
+          this.shared.closeAll(`${this.label} was taken out of the read rotation (its commands time out)`);
+        }
+        break;
+      case 'closed':
+        break;
+    }
   }
 
-  private *sharedConnections(): Generator<BackendConnection> {
-    for (const byDb of this.shared) for (const conns of byDb) if (conns !== undefined) yield* conns;
+  private setState(reachable: boolean, responsive: boolean, busy: boolean, error: string): void {
+    const h = this.health;
+    const before = this.state;
+    h.reachable = reachable;
+    h.responsive = responsive;
+    h.busy = busy;
+    h.error = error;
+    const after = this.state;
+    if (before === after) return;
+    const logger = this.options.logger;
+    if (after === 'up') logger.info({ node: this.label, was: before }, 'backend back');
+    else if (after === 'down') logger.warn({ node: this.label, error }, 'backend lost');
+    else logger.warn({ node: this.label, error }, `backend ${after}`);
+    this.options.onStateChange(this, before);
+    if (this.role === 'replica' && before === 'up') {
+      // It no longer serves reads: those in flight on it are retried elsewhere now.
+      this.shared.closeAll(`${this.label} is ${after} (${error})`);
+    }
   }
 
   private open(db: number, protocol: 2 | 3, wantClientId = false): BackendConnection {
     const { config, connectTimeout } = this.options;
     const { host, port, username, password } = config;
-    const options = { host, port, db, protocol, username, password, connectTimeout, label: this.label, wantClientId };
+    // HELLO (Redis 6+) runs while a script is busy; an older Redis gets AUTH or PING.
+    const hello = this.serverVersion === '' || Number.parseInt(this.serverVersion, 10) >= 6;
+    const options = { host, port, db, protocol, username, password, connectTimeout, label: this.label, wantClientId, hello };
     return new BackendConnection(options, this);
   }
 }

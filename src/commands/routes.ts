@@ -44,6 +44,17 @@ export const ROUTE_ALL_NODES = 15;
 export const ROUTE_REFUSED = 16;
 /** CLIENT UNBLOCK: names a client, so the proxy's id is translated to the node's. */
 export const ROUTE_UNBLOCK = 17;
+/**
+ * Commands Redis runs while a script is busy (flagged `allow_busy`: SCRIPT KILL, FUNCTION
+ * KILL, FUNCTION STATS, SHUTDOWN): on the master's priority connection, never queued
+ * behind a script.
+ */
+export const ROUTE_BUSY = 18;
+/**
+ * CLIENT CACHING: meaningful only on the connection that has tracking on, so it goes to
+ * the session's lease; without one the proxy gives Redis's error.
+ */
+export const ROUTE_CACHING = 19;
 
 // ---- traits -----------------------------------------------------------------------------
 
@@ -89,6 +100,9 @@ export const LOCAL_NAMES: ReadonlySet<string> = new Set([
   'client|no-touch',
   'client|setinfo',
   'client|getredir',
+  'readonly',
+  'readwrite',
+  'asking',
 ]);
 
 const SPECIAL_ROUTES: ReadonlyMap<string, number> = new Map([
@@ -118,6 +132,11 @@ const SPECIAL_ROUTES: ReadonlyMap<string, number> = new Map([
   ['sync', ROUTE_REFUSED],
   ['psync', ROUTE_REFUSED],
   ['replconf', ROUTE_REFUSED],
+  ['script|kill', ROUTE_BUSY],
+  ['function|kill', ROUTE_BUSY],
+  ['function|stats', ROUTE_BUSY],
+  ['shutdown', ROUTE_BUSY],
+  ['client|caching', ROUTE_CACHING],
 ]);
 
 /** Script and function calls; the non-_RO ones may write although Redis 7 does not flag them `write`. */
@@ -178,6 +197,3 @@ export function traitsOf(name: string, flags: number): number {
   return traits;
 }
 
-/** Route and traits of a command the table does not know: the master, as a write (a wrong guess costs load, not correctness). */
-export const UNKNOWN_ROUTE = ROUTE_MASTER;
-export const UNKNOWN_TRAITS = TRAIT_WRITE;

@@ -21,6 +21,8 @@ export const BUILTIN_SETTINGS: Readonly<RequiredSettings> = Object.freeze({
   maxDedicatedConnections: 100,
   connectTimeout: 2000,
   commandTimeout: 5000,
+  outlierTimeouts: 2,
+  outlierWindow: 30_000,
   clientIdleTimeout: 0,
   healthCheckInterval: 1000,
   maxReplicationLag: 10,

@@ -388,6 +388,8 @@ function buildListener(l: RawListener, defaults: RawSettings): ListenerConfig {
     maxDedicatedConnections: settings.maxDedicatedConnections,
     connectTimeout: settings.connectTimeout,
     commandTimeout: settings.commandTimeout,
+    outlierTimeouts: settings.outlierTimeouts,
+    outlierWindow: settings.outlierWindow,
     clientIdleTimeout: settings.clientIdleTimeout,
     healthCheckInterval: settings.healthCheckInterval,
     maxReplicationLag: settings.maxReplicationLag,

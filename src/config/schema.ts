@@ -102,6 +102,8 @@ export const settingsProperties: Record<string, SchemaObject> = {
   maxDedicatedConnections: integer(1, 100_000),
   connectTimeout: integer(1, MAX_MS, `an integer 1-${MAX_MS} (milliseconds)`),
   commandTimeout: integer(0, MAX_MS, `an integer 0-${MAX_MS} (milliseconds; 0 = never)`),
+  outlierTimeouts: integer(0, 1000, 'an integer 0-1000 (command timeouts that take a replica out of the read rotation; 0 = never)'),
+  outlierWindow: integer(1, MAX_MS, `an integer 1-${MAX_MS} (milliseconds)`),
   clientIdleTimeout: integer(0, MAX_MS, `an integer 0-${MAX_MS} (milliseconds; 0 = never)`),
   healthCheckInterval: integer(10, MAX_MS, `an integer 10-${MAX_MS} (milliseconds)`),
   maxReplicationLag: {

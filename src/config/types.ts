@@ -59,8 +59,20 @@ export interface ListenerSettings {
   maxDedicatedConnections: number;
   /** ms to establish a backend connection. Default 2000. */
   connectTimeout: number;
-  /** ms a non-blocking command may wait for its reply before the client gets an error; 0 = never. Default 5000. */
+  /**
+   * ms a request on a shared connection may wait for its reply before the client gets an
+   * error; 0 = never. Not applied while a script or function call is the oldest request
+   * waiting on its connection. Default 5000.
+   */
   commandTimeout: number;
+  /**
+   * Outlier detection: a replica leaves the read rotation when this many of its data
+   * connections were closed by commandTimeout within `outlierWindow` ms, until a probe on
+   * a data connection is answered; 0 = never. Default 2.
+   */
+  outlierTimeouts: number;
+  /** ms over which `outlierTimeouts` are counted. Default 30000. */
+  outlierWindow: number;
   /** ms of client inactivity before the proxy closes it (like Redis `timeout`); 0 = never. Default 0. */
   clientIdleTimeout: number;
   /** ms between health checks of every node. Default 1000. */

@@ -33,7 +33,11 @@ export function valueEnd(buf: Buffer, start: number): number {
   if (!isBulk(type) && !isAggregate(type)) return next;
   const count = parseDecimal(buf, start + 1, lf - 1);
   if (Number.isNaN(count)) throw new Error('invalid length in reply');
-  if (isBulk(type)) return count < 0 ? next : next + count + 2;
+  if (isBulk(type)) {
+    if (count < 0) return next;
+    if (next + count + 2 > buf.length) throw new Error('incomplete reply');
+    return next + count + 2;
+  }
   let pos = next;
   for (let i = elementsFor(type, count); i > 0; i--) pos = valueEnd(buf, pos);
   return pos;

@@ -7,15 +7,17 @@ import type { ReadPolicy } from '../config/types.js';
 import type { Node } from '../backend/node.js';
 
 /**
- * A replica serves reads when it answered its last health check, is not loading, lags at
- * most `maxLagSeconds` (when the master reports its lag) and is linked to its master. The
- * link counts only while the master is reachable: with the master down every replica has
- * lost its link, and stale reads beat no reads (writes fail meanwhile).
+ * A replica serves reads when it is `up` (reachable, answering its health checks in time,
+ * not BUSY), not ejected by outlier detection, not loading, lags at most `maxLagSeconds`
+ * (when the master reports its lag) and is linked to its master. The link counts only
+ * while the master is reachable: with the master down every replica has lost its link,
+ * and stale reads beat no reads (writes fail meanwhile).
  */
 export function replicaServesReads(node: Node, maxLagSeconds: number, masterReachable: boolean): boolean {
   const h = node.health;
   return (
-    h.reachable &&
+    node.state === 'up' &&
+    !node.ejected &&
     (h.linkUp || !masterReachable) &&
     !h.loading &&
     h.role === 'slave' &&
@@ -74,7 +76,7 @@ export class Router {
   /** Recomputes the rotation from the nodes' health; call after any health change. */
   rebuild(): void {
     const serving = this.policy === 'master' ? [] : this.healthyReplicas;
-    if (this.policy === 'any' && this.master.reachable && this.master.weight > 0) serving.push(this.master);
+    if (this.policy === 'any' && this.master.state === 'up' && this.master.weight > 0) serving.push(this.master);
     this.rotation = serving.length > 0 ? weightedRotation(serving) : [];
     this.next = 0;
   }

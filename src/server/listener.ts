@@ -50,10 +50,12 @@ export class Listener implements SessionContext {
         sharedConnections: config.sharedConnections,
         maxDedicated: config.maxDedicatedConnections,
         connectTimeout: config.connectTimeout,
+        outlierTimeouts: config.outlierTimeouts,
+        outlierWindow: config.outlierWindow,
         logger: this.logger,
-        onStateChange: (n) => {
+        onStateChange: (n, before) => {
           this.router.rebuild();
-          if (!n.reachable || this.port === 0) return;
+          if (before !== 'down' || !n.reachable || this.port === 0) return;
           // A master that comes back (or was down at start) may know commands the table lacks.
           if (n === this.master) void this.learnFromMaster();
           // A node that comes back may have lost (or gained) the ACL rules scripts rely on.
@@ -91,12 +93,11 @@ export class Listener implements SessionContext {
     this.port = (this.server.address() as net.AddressInfo).port;
     this.healthTimer = setInterval(() => void this.checkHealth(), this.config.healthCheckInterval);
     this.healthTimer.unref();
-    const { commandTimeout } = this.config;
-    if (commandTimeout > 0) {
-      // Its own tick, not the health round's: that round waits on a hung node for up to connectTimeout.
-      this.timeoutTimer = setInterval(() => this.expireCommands(), Math.min(Math.max(commandTimeout / 4, 25), 1000));
-      this.timeoutTimer.unref();
-    }
+    // Command timeouts (and closing idle extra shared connections) on their own tick, not
+    // the health round's: that round waits on a hung node for up to connectTimeout.
+    const tick = this.config.commandTimeout > 0 ? Math.min(Math.max(this.config.commandTimeout / 4, 25), 1000) : 1000;
+    this.timeoutTimer = setInterval(() => this.expireCommands(), tick);
+    this.timeoutTimer.unref();
     this.logger.info(
       {
         bind: this.config.bind,
@@ -151,9 +152,8 @@ export class Listener implements SessionContext {
   proxyInfo(): string {
     const inRotation = this.router.healthyReplicas;
     const nodes = [this.master, ...this.replicas].map((n, i) => {
-      const state = n.reachable ? 'up' : 'down';
-      const serving = n.role === 'replica' ? `,in_rotation=${inRotation.includes(n) ? 1 : 0},lag=${n.lag}` : '';
-      return `node${i}:role=${n.role},addr=${n.host}:${n.port},state=${state}${serving}`;
+      const serving = n.role === 'replica' ? `,in_rotation=${inRotation.includes(n) ? 1 : 0},lag=${n.lag},ejected=${n.ejected ? 1 : 0}` : '';
+      return `node${i}:role=${n.role},addr=${n.host}:${n.port},state=${n.state}${serving}`;
     });
     return [
       `proxy_version:${PROXY_VERSION}`,
@@ -207,6 +207,7 @@ export class Listener implements SessionContext {
         this.replicas.map(async (r) => {
           r.lag = lags.get(`${r.host}:${r.port}`) ?? -1;
           await r.checkHealth();
+          r.probe();
         }),
       );
       this.router.rebuild();
@@ -216,10 +217,8 @@ export class Listener implements SessionContext {
   }
 
   private expireCommands(): void {
-    const timeout = this.config.commandTimeout;
-    if (timeout <= 0) return;
     const now = coarseNow();
-    for (const node of [this.master, ...this.replicas]) node.expireShared(now, timeout);
+    for (const node of [this.master, ...this.replicas]) node.expireShared(now, this.config.commandTimeout);
   }
 
   /**

@@ -1,22 +1,11 @@
 /**
- * What the session needs to know about a command beyond the command table's flags:
- * which calls block, which start a streaming mode, which replica errors mean "ask the
- * master". Pure functions and constants.
+ * What the session needs to know about a request beyond its command's route (see
+ * src/commands/routes.ts): whether this XREAD call blocks, whether INFO asks for the
+ * proxy's section, which replica errors mean "ask the master", and a PING's answer.
+ * Pure functions.
  */
 import type { CommandInfo } from '../commands/index.js';
 import type { RequestView } from '../protocol/request-parser.js';
-
-/** Script and function calls: not flagged write in Redis 7, but they may write. */
-export const SCRIPT_CALLS: ReadonlySet<string> = new Set(['eval', 'evalsha', 'fcall']);
-
-/** Commands that start Pub/Sub mode. */
-export const SUBSCRIBES: ReadonlySet<string> = new Set(['subscribe', 'psubscribe', 'ssubscribe']);
-
-/** Their counterparts, answered by the proxy when the session is not subscribed. */
-export const UNSUBSCRIBES: ReadonlySet<string> = new Set(['unsubscribe', 'punsubscribe', 'sunsubscribe']);
-
-/** Cursor commands: a cursor is only valid on the node that issued it. */
-export const SCAN_FAMILY: ReadonlySet<string> = new Set(['scan', 'sscan', 'hscan', 'zscan']);
 
 /**
  * True when this call of a blocking-capable command can block: XREAD/XREADGROUP only
@@ -41,7 +30,7 @@ export function wantsProxySection(req: RequestView): boolean {
   return false;
 }
 
-const RETRY_ON_MASTER = ['-LOADING', '-MASTERDOWN', '-READONLY', '-NOSCRIPT'];
+const RETRY_ON_MASTER = ['-LOADING', '-MASTERDOWN', '-READONLY', '-NOSCRIPT', '-BUSY'];
 
 /** True for a replica's error that means "ask the master instead" (`buf[start]` is '-'). */
 export function retryOnMaster(buf: Buffer, start: number): boolean {

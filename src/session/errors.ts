@@ -5,8 +5,12 @@
  */
 import type { BackendFailure } from '../backend/link.js';
 
-/** A request's link failed before its reply came: `ERR redis-proxy: master 10.0.0.1:6379 connection closed`. */
+/**
+ * A request's link failed before its reply came: `ERR redis-proxy: master 10.0.0.1:6379
+ * connection closed`; for a node busy with a script, Redis's own BUSY error.
+ */
 export function failureText(failure: BackendFailure): string {
+  if (failure.kind === 'busy') return failure.detail;
   return `ERR redis-proxy: ${failure.node} ${failure.detail}`;
 }
 

@@ -183,6 +183,16 @@ const reset: LocalCommand = (s, req) => {
 };
 
 /**
+ * READONLY, READWRITE, ASKING: Redis Cluster connection modes. The proxy fronts
+ * standalone servers, which answer these with this error; answered here so that they
+ * never reach a shared connection.
+ */
+const clusterMode: LocalCommand = (s, req) => {
+  if (req.argc !== 1) return wrongArgs(s, req.argString(0).toLowerCase());
+  s.replyError('ERR This instance has cluster support disabled');
+};
+
+/**
  * Locally answered commands by table name (`client|setname`); every name of
  * LOCAL_NAMES (src/commands/routes.ts) has one. The CLIENT container entry answers the
  * subcommands a 7.0 table lacks (SETINFO and NO-TOUCH are Redis 7.2).
@@ -206,6 +216,9 @@ export const LOCAL_COMMANDS: ReadonlyMap<string, LocalCommand> = new Map<string,
   ['client|no-touch', clientOnOff],
   ['client|setinfo', clientSetinfo],
   ['client|getredir', clientGetredir],
+  ['readonly', clusterMode],
+  ['readwrite', clusterMode],
+  ['asking', clusterMode],
   ['client', clientWithoutTableEntry],
 ]);
 

@@ -44,6 +44,8 @@ export class MasterChannel {
   private linkKey = 0;
   private owed = 0;
   private acquiring = false;
+  /** The lease arrived for a request not sent yet: kept for it even while the session holds no state. */
+  private leaseWanted = false;
   private leaseError = '';
   /** A lease the session let go of while replies were still owed on it: released when they are in. */
   private retiring: Lease | null = null;
@@ -67,10 +69,17 @@ export class MasterChannel {
   send(buf: Buffer, start: number, end: number, flags: number): ReplySlot | null {
     const key = this.db * 4 + this.protocol;
     let link: Link;
-    if (this.lease !== null) link = this.lease;
-    else if (this.owed > 0 && this.linkKey === key && this.link !== null && !this.link.closed) link = this.link;
-    else link = this.master.sharedLink(this.db, this.protocol);
+    if (this.lease !== null) {
+      link = this.lease;
+    } else if (this.owed === 0) {
+      link = this.master.sharedLink(this.db, this.protocol);
+    } else if (this.linkKey === key && this.link !== null && !this.link.closed) {
+      link = this.link;
+    } else {
+      return null;
+    }
     if (link !== this.link && this.owed > 0) return null;
+    if (link === this.lease) this.leaseWanted = false;
     this.link = link;
     this.linkKey = key;
     this.owed++;
@@ -111,7 +120,11 @@ export class MasterChannel {
           return;
         }
         this.lease = lease;
+        // The session may have switched database or protocol while the lease was on its way.
+        lease.setProtocol(this.protocol);
+        lease.select(this.db);
         lease.stream(this.owner);
+        this.leaseWanted = !forOther;
         this.owner.wake();
       },
       (err: Error) => {
@@ -131,6 +144,15 @@ export class MasterChannel {
     return error;
   }
 
+  /**
+   * Writes `request` on the lease with no reply owed (Pub/Sub and MONITOR mode: what comes
+   * back goes to the stream). The caller checks {@link writable} first.
+   */
+  writeRaw(request: Buffer): void {
+    this.leaseWanted = false;
+    this.lease!.write(request);
+  }
+
   /** True when a request may be written on the lease now (held, and no replies owed on another connection). */
   get writable(): boolean {
     return this.lease !== null && (this.owed === 0 || this.link === this.lease);
@@ -144,7 +166,7 @@ export class MasterChannel {
   /** Returns the lease when nothing is owed on it and the session holds no state on it. */
   releaseIfIdle(): void {
     const lease = this.lease;
-    if (lease !== null && this.owed === 0 && !this.owner.holdsLease) {
+    if (lease !== null && this.owed === 0 && !this.owner.holdsLease && !this.leaseWanted) {
       this.lease = null;
       lease.release();
     }
@@ -160,9 +182,15 @@ export class MasterChannel {
     const lease = this.lease;
     if (lease === null) return;
     this.lease = null;
+    this.leaseWanted = false;
     lease.stream(DROP_OUTPUT);
-    if (this.owed > 0 && this.link === lease) this.retiring = lease;
-    else lease.release();
+    if (this.owed > 0 && this.link === lease) {
+      this.retiring = lease;
+      // Later requests must not join it: they wait at the barrier for its replies.
+      this.linkKey = -1;
+    } else {
+      lease.release();
+    }
   }
 
   /** The session ended: the lease (and one being retired) is released now; replies still owed on it fail. */
@@ -184,6 +212,12 @@ export class MasterChannel {
   setProtocol(protocol: 2 | 3): void {
     this.protocol = protocol;
     this.lease?.setProtocol(protocol);
+  }
+
+  /** A HELLO written in a stream switched the lease (and the session) to RESP `protocol`. */
+  assumeProtocol(protocol: 2 | 3): void {
+    this.protocol = protocol;
+    this.lease?.assumeProtocol(protocol);
   }
 
   /** A SELECT the client's transaction ran moved the lease (and the session) to `db`. */

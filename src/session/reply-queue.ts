@@ -17,6 +17,8 @@ export class ReplyQueue {
   inflight = 0;
   private streamSlot: ReplySlot | null = null;
   private streamBacklog: Buffer[] = [];
+  /** Bytes held in the backlog: they count against the limit like unsent output. */
+  private backlogBytes = 0;
 
   /**
    * @param owner receives the slots' replies (the session)
@@ -91,7 +93,8 @@ export class ReplyQueue {
       return this.overLimit();
     }
     this.streamBacklog.push(buf.subarray(start, end));
-    return false;
+    this.backlogBytes += end - start;
+    return this.overLimit();
   }
 
   /**
@@ -104,6 +107,7 @@ export class ReplyQueue {
     this.streamSlot = null;
     const backlog = this.streamBacklog;
     this.streamBacklog = [];
+    this.backlogBytes = 0;
     const rest = backlog.length === 1 ? backlog[0]! : Buffer.concat(backlog);
     return this.fill(slot, rest, 0, rest.length);
   }
@@ -112,15 +116,18 @@ export class ReplyQueue {
   clear(): void {
     this.head = this.tail = this.streamSlot = null;
     this.streamBacklog = [];
+    this.backlogBytes = 0;
+    this.inflight = 0;
   }
 
   private overLimit(): boolean {
-    return this.limit > 0 && this.output.unsentBytes > this.limit;
+    return this.limit > 0 && this.output.unsentBytes + this.backlogBytes > this.limit;
   }
 
   private writeBacklog(): void {
     for (const b of this.streamBacklog) this.write(b);
     this.streamBacklog = [];
+    this.backlogBytes = 0;
   }
 
   private write(buf: Buffer): void {

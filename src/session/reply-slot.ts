@@ -32,6 +32,8 @@ export const SLOT_INFO = 64;
 export const SLOT_WRITE = 128;
 /** CLIENT TRACKING ON: an error reply turns the session's tracking back off. */
 export const SLOT_TRACKING = 256;
+/** A script or function call: commandTimeout does not close its connection while it runs (OwedReply.patient). */
+export const SLOT_PATIENT = 512;
 
 export class ReplySlot implements OwedReply {
   /** Next slot in the session's queue. */
@@ -44,16 +46,25 @@ export class ReplySlot implements OwedReply {
   sentAt = 0;
   /** The node it was sent to. */
   node: Node | null = null;
-  /** The request's bytes, `request[requestStart, requestEnd)`, kept for reads so they can be retried elsewhere. */
+  /**
+   * The request's bytes, `request[requestStart, requestEnd)`, and the database and RESP
+   * version it was sent for: kept for reads so they can be retried elsewhere.
+   */
   request: Buffer | null = null;
   requestStart = 0;
   requestEnd = 0;
+  requestDb = 0;
+  requestProtocol: 2 | 3 = 2;
 
   constructor(
     readonly owner: SlotOwner,
     flags: number,
   ) {
     this.flags = flags;
+  }
+
+  get patient(): boolean {
+    return (this.flags & SLOT_PATIENT) !== 0;
   }
 
   settle(buf: Buffer, start: number, end: number): void {

@@ -23,6 +23,8 @@ import {
   resolveSubcommand,
   ROUTE_ALL_NODES,
   ROUTE_BLOCKING,
+  ROUTE_BUSY,
+  ROUTE_CACHING,
   ROUTE_INFO,
   ROUTE_LOCAL,
   ROUTE_MASTER,
@@ -76,6 +78,7 @@ import {
   SLOT_EXEC,
   SLOT_INFO,
   SLOT_MASTER,
+  SLOT_PATIENT,
   SLOT_READ,
   SLOT_RETRIED,
   SLOT_SILENT,
@@ -303,7 +306,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     }
     switch (cmd.route) {
       case ROUTE_MASTER:
-        return this.sendToMaster(req, cmd.traits & TRAIT_WRITE ? SLOT_WRITE : 0);
+        return this.sendToMaster(req, (cmd.traits & TRAIT_WRITE ? SLOT_WRITE : 0) | (cmd.traits & TRAIT_SCRIPT ? SLOT_PATIENT : 0));
       case ROUTE_READ:
         return this.sendRead(req, this.channel.lease === null ? this.readNode() : this.ctx.master);
       case ROUTE_LOCAL:
@@ -339,7 +342,18 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
       case ROUTE_TRACKING:
         return this.sendTracking(req);
       case ROUTE_INFO:
-        return this.sendToMaster(req, wantsProxySection(req) ? SLOT_INFO : 0);
+        return this.sendInfo(req);
+      case ROUTE_BUSY:
+        return this.sendPriority(req);
+      case ROUTE_CACHING:
+        if (req.argc !== 3) {
+          this.replyError(wrongArityText(cmd.name));
+          return true;
+        }
+        if (this.channel.lease !== null) return this.sendToMaster(req, 0);
+        // No tracking here, so Redis would refuse it; a shared connection must not get it.
+        this.replyError('ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled');
+        return true;
       case ROUTE_ALL_NODES:
         if (!this.sendToMaster(req, 0)) return false;
         this.ctx.sendToReplicas(req.args());
@@ -400,6 +414,10 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
       return true;
     }
     if (name === 'exec') return this.sendExec(req);
+    if (name === 'multi' || name === 'watch') {
+      // Redis answers these at once with an error inside MULTI and does not queue them.
+      return this.sendToMaster(req, 0);
+    }
     if (name === 'discard') {
       if (!this.sendToMaster(req, 0)) return false;
       this.endTransaction();
@@ -458,7 +476,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
       this.endTransaction();
       this.openStream(lease, STATE_PUBSUB, LEASE_PUBSUB);
       this.stream!.execPending = true;
-      lease.write(req.raw());
+      this.channel.writeRaw(req.raw());
       return true;
     }
     if (!this.sendToMaster(req, SLOT_EXEC | SLOT_WRITE)) return false;
@@ -520,7 +538,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     if (!this.channel.writable) return false;
     if (this.skipNextReply) this.skipNextReply = false;
     this.openStream(lease, state, leaseState);
-    lease.write(req.raw());
+    this.channel.writeRaw(req.raw());
     return true;
   }
 
@@ -542,9 +560,12 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     const lease = this.channel.lease!;
     const stream = this.stream!;
     const name = cmd?.name;
+    // The last unsubscribe was confirmed and a marker is on its way: nothing more is written
+    // until it is back and the stream has ended (the lease may then be pooled) or goes on.
+    if (stream.pending(MARK_END)) return false;
     if (name === 'quit' || name === 'reset') {
       if (!stream.halted) {
-        if (!stream.pending(MARK_HALT)) lease.write(stream.mark(MARK_HALT));
+        if (!stream.pending(MARK_HALT)) this.channel.writeRaw(stream.mark(MARK_HALT));
         return false;
       }
       this.endStream(false);
@@ -553,30 +574,39 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     }
     // RESP2 Pub/Sub: Redis refuses everything but (P|S)(UN)SUBSCRIBE, PING, QUIT and RESET.
     const redisRefuses = this.protocol === 2 && (this.state & STATE_PUBSUB) !== 0;
-    if (cmd !== undefined && cmd.route === ROUTE_LOCAL && !redisRefuses) {
-      if (name === 'select') return this.selectInStream(req, lease);
-      if (name !== 'hello' && name !== 'ping' && name !== 'echo') {
+    let bytes = req.raw();
+    if (cmd !== undefined && !redisRefuses) {
+      if (cmd.route === ROUTE_LOCAL && name !== 'ping' && name !== 'echo') {
+        if (name === 'select') return this.selectInStream(req);
         LOCAL_COMMANDS.get(name!)!(this, req);
         return true;
       }
-      if (name === 'hello') this.helloInStream(req, lease);
+      if (cmd.route === ROUTE_UNBLOCK) {
+        bytes = this.unblockRequest(req) ?? bytes;
+      } else if (cmd.route === ROUTE_TRACKING && req.argc >= 3) {
+        const rewritten = this.trackingRequest(req);
+        if (rewritten === false) return false;
+        if (rewritten === null) return true;
+        bytes = rewritten;
+        this.transactionTracking(req.argIs(2, 'on'), this.redirectTarget(req));
+      }
     }
     if (this.skipNextReply) {
       // CLIENT REPLY SKIP: the next command's reply (a subscription's confirmations are pushes, never skipped).
       this.skipNextReply = false;
       if (cmd === undefined || (cmd.route !== ROUTE_SUBSCRIBE && cmd.route !== ROUTE_UNSUBSCRIBE)) {
-        lease.write(stream.mark(MARK_DROP_NEXT));
+        this.channel.writeRaw(stream.mark(MARK_DROP_NEXT));
       }
     }
     if (cmd !== undefined && cmd.traits & TRAIT_CONNECTION_STATE && cmd.route !== ROUTE_SUBSCRIBE && cmd.route !== ROUTE_UNSUBSCRIBE) {
       lease.markStateUnknown();
     }
-    lease.write(req.raw());
+    this.channel.writeRaw(bytes);
     return true;
   }
 
   /** SELECT in RESP3 Pub/Sub or MONITOR mode: checked here, run on the lease, answered by Redis. */
-  private selectInStream(req: RequestView, lease: Lease): boolean {
+  private selectInStream(req: RequestView): boolean {
     const db = req.argc === 2 ? parseRedisInteger(req.argString(1)) : NaN;
     if (!(db >= 0 && db < this.ctx.databases)) {
       // The local handler gives Redis's error for each way it can be wrong.
@@ -585,15 +615,8 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     }
     this.db = db;
     this.channel.assumeDb(db);
-    lease.write(req.raw());
+    this.channel.writeRaw(req.raw());
     return true;
-  }
-
-  /** HELLO in RESP3 Pub/Sub or MONITOR mode runs on the lease (answered by Redis); the session follows its protocol. */
-  private helloInStream(req: RequestView, lease: Lease): void {
-    const protocol = req.argc >= 2 ? parseRedisInteger(req.argString(1)) : NaN;
-    if (protocol === 2 || protocol === 3) this.protocol = protocol;
-    lease.markStateUnknown();
   }
 
   onStreamReply(buf: Buffer, start: number, end: number): void {
@@ -640,6 +663,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
       case MARK_END:
         // Everything sent before the last unsubscribe has been answered: the stream ends unless re-subscribed.
         if (this.state & STATE_PUBSUB && stream.subscriptions.none) this.endStream(true);
+        this.wake();
         break;
       case MARK_HALT:
         stream.halted = true;
@@ -650,9 +674,9 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
 
   /** EXEC of a transaction with SUBSCRIBE: apply its effects, write it, count its confirmations. */
   private streamExecReplied(stream: Stream, buf: Buffer, start: number, end: number): void {
-    const rewritten = this.tx.execReplied(this, buf, start, false);
+    const rewritten = this.tx.execReplied(this, buf, start, stream.dropReplies);
     if (rewritten !== null) this.streamOut(rewritten, 0, rewritten.length);
-    else this.streamOut(buf, start, end);
+    else if (!stream.dropReplies) this.streamOut(buf, start, end);
     const elements = aggregateElements(buf, start);
     for (let i = 0; elements !== null && i + 1 < elements.length; i++) {
       stream.subscriptions.observe(buf, elements[i]!, elements[i + 1]!);
@@ -661,7 +685,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
   }
 
   private requestStreamEnd(stream: Stream): void {
-    if (!stream.pending(MARK_END)) this.channel.lease!.write(stream.mark(MARK_END));
+    if (!stream.pending(MARK_END)) this.channel.writeRaw(stream.mark(MARK_END));
   }
 
   private streamOut(buf: Buffer, start: number, end: number): void {
@@ -700,7 +724,9 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     if (channel.lease !== null) return channel.lease;
     const error = channel.takeLeaseError();
     if (error !== '') {
-      this.replyError(noConnectionText(this.ctx.master.label, error));
+      // A master busy with a script cannot hand out a new connection; a client of Redis would get BUSY.
+      const master = this.ctx.master;
+      this.replyError(master.health.busy ? master.health.error : noConnectionText(master.label, error));
       return LEASE_FAILED;
     }
     channel.acquire();
@@ -717,6 +743,42 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     if (!this.sendBytesToMaster(req.buf, req.start, req.end, slotFlags)) return false;
     this.state |= state;
     lease.enter(leaseState);
+    return true;
+  }
+
+  /**
+   * INFO: `INFO proxy` is the proxy's own answer, whatever the master's state. Other
+   * sections come from the master, with the `# Proxy` section appended when asked for
+   * (no argument, `all`, `everything`, `default`); with the master unreachable, the
+   * proxy answers with its section and says the master's are missing and why.
+   */
+  private sendInfo(req: RequestView): boolean {
+    const master = this.ctx.master;
+    let onlyProxy = req.argc > 1;
+    for (let i = 1; onlyProxy && i < req.argc; i++) onlyProxy = req.argIs(i, 'proxy');
+    if (onlyProxy || (!master.reachable && this.channel.lease === null)) {
+      let text = `# Proxy\r\n${this.ctx.proxyInfo()}\r\n`;
+      if (!onlyProxy) text += `master_info:unavailable (${master.label} is unreachable: ${master.health.error || 'down'})\r\n`;
+      this.reply(this.protocol === 3 ? encodeVerbatim(text) : encodeBulk(text));
+      return true;
+    }
+    return this.sendToMaster(req, wantsProxySection(req) ? SLOT_INFO : 0);
+  }
+
+  /**
+   * SCRIPT KILL, FUNCTION KILL, FUNCTION STATS, SHUTDOWN: Redis runs them while a script
+   * is busy, so they go on the master's priority connection, never queued behind a
+   * script (and not through the ordering barrier).
+   */
+  private sendPriority(req: RequestView): boolean {
+    const master = this.ctx.master;
+    if (!master.reachable) {
+      this.replyError(unreachableText(master.label, master.health.error));
+      return true;
+    }
+    const slot = this.newSlot(0);
+    slot.node = master;
+    master.priorityLink(this.protocol).send(slot, req.buf, req.start, req.end);
     return true;
   }
 
@@ -840,8 +902,10 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
    * which Redis would answer with 0 for a client that is not blocked.
    */
   private unblockRequest(req: RequestView): Buffer | null {
-    if (req.argc < 3 || req.argc > 4) return null;
-    const target = this.ctx.sessionById(parseRedisInteger(req.argString(2)));
+    const id = req.argc === 3 || req.argc === 4 ? parseRedisInteger(req.argString(2)) : NaN;
+    // Malformed: sent as it is for Redis's own error (no id is looked up then).
+    if (Number.isNaN(id)) return null;
+    const target = this.ctx.sessionById(id);
     const args = req.args();
     // A client id no session has: one no connection of the node has either.
     args[2] = Buffer.from(String(target !== undefined && target.leaseClientId >= 0 ? target.leaseClientId : 0));
@@ -893,13 +957,28 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
       this.replyError(NO_REPLICA);
       return true;
     }
-    if (node === this.ctx.master) return this.sendToMaster(req, SLOT_READ);
-    const slot = this.newSlot(SLOT_READ);
-    slot.node = node;
+    let slot: ReplySlot;
+    if (node === this.ctx.master) {
+      const master = this.ctx.master;
+      if (!master.reachable && this.channel.lease === null) {
+        this.replyError(unreachableText(master.label, master.health.error));
+        return true;
+      }
+      const sent = this.channel.send(req.buf, req.start, req.end, SLOT_READ);
+      if (sent === null) return false;
+      // A read on the lease is part of the session's state there (WATCH, tracking): not retried elsewhere.
+      if (sent.flags & SLOT_DEDICATED) return true;
+      slot = sent;
+    } else {
+      slot = this.newSlot(SLOT_READ);
+      slot.node = node;
+      node.sharedLink(this.db, this.protocol).send(slot, req.buf, req.start, req.end);
+    }
     slot.request = req.buf;
     slot.requestStart = req.start;
     slot.requestEnd = req.end;
-    node.sharedLink(this.db, this.protocol).send(slot, req.buf, req.start, req.end);
+    slot.requestDb = this.db;
+    slot.requestProtocol = this.protocol;
     return true;
   }
 
@@ -939,7 +1018,10 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
 
   onSlotError(slot: ReplySlot, failure: BackendFailure): void {
     const flags = slot.flags;
-    if (flags & SLOT_EXEC) this.execDone();
+    if (flags & SLOT_EXEC) {
+      this.tx.execFailed();
+      this.execDone();
+    }
     if (flags & SLOT_MASTER) this.channel.replied();
     if (flags & SLOT_WRITE && this.ctx.config.readYourWrites) this.writeReplied();
     if (this.phase === CLOSED) return;
@@ -959,7 +1041,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
   private resend(slot: ReplySlot, node: Node): void {
     slot.flags = (slot.flags | SLOT_RETRIED) & ~(SLOT_MASTER | SLOT_WRITE);
     slot.node = node;
-    node.sharedLink(this.db, this.protocol).send(slot, slot.request!, slot.requestStart, slot.requestEnd);
+    node.sharedLink(slot.requestDb, slot.requestProtocol).send(slot, slot.request!, slot.requestStart, slot.requestEnd);
   }
 
   /** Redis refused CLIENT TRACKING ON: back to the tracking state before it. */
@@ -1023,7 +1105,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
         return;
       }
       const stream = this.stream!;
-      this.channel.lease!.write(stream.mark(MARK_REPLY, buf));
+      this.channel.writeRaw(stream.mark(MARK_REPLY, buf));
       return;
     }
     this.fill(this.newSlot(0), buf, 0, buf.length);
@@ -1132,9 +1214,20 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     this.channel.select(db);
   }
 
-  /** Switches the session's RESP version (HELLO): its requests go over connections speaking it. */
+  /**
+   * Switches the session's RESP version (HELLO): its requests go over connections
+   * speaking it. In a stream the lease is switched in place, and Redis's answer to that
+   * HELLO is dropped (a marker): the client gets the proxy's HELLO reply.
+   */
   setProtocol(protocol: 2 | 3): void {
+    if (protocol === this.protocol) return;
     this.protocol = protocol;
+    if (this.state & STATE_STREAM && this.replies.streaming && this.capture === null) {
+      this.channel.writeRaw(this.stream!.mark(MARK_DROP_NEXT));
+      this.channel.writeRaw(encodeCommand(['HELLO', String(protocol)]));
+      this.channel.assumeProtocol(protocol);
+      return;
+    }
     this.channel.setProtocol(protocol);
   }
 
@@ -1153,7 +1246,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     this.repliesOff = mode === 'off';
     this.skipNextReply = false;
     if (this.capture === null && this.repliesOff !== wasOff && this.state & STATE_STREAM && this.replies.streaming) {
-      this.channel.lease!.write(this.stream!.mark(this.repliesOff ? MARK_DROP_ON : MARK_DROP_OFF));
+      this.channel.writeRaw(this.stream!.mark(this.repliesOff ? MARK_DROP_ON : MARK_DROP_OFF));
     }
   }
 

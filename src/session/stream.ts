@@ -80,7 +80,7 @@ export class Stream {
 
   /** True for a MONITOR line showing one of this session's markers (a monitor sees its own commands). */
   isOwnMarkerLine(buf: Buffer, start: number, end: number): boolean {
-    return buf[start] === 0x2b && buf.toString('latin1', start, end).includes(this.prefix);
+    return buf[start] === 0x2b && buf.toString('latin1', start, end).includes(`"PING" "${this.prefix}`);
   }
 
   /** Forgets everything (the stream ended). */

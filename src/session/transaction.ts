@@ -58,8 +58,8 @@ export class Transaction {
   subscribes = false;
   /** Effects by the index of their command in EXEC's array. */
   private effects = new Map<number, Effect>();
-  /** The effects of the EXEC sent and not yet answered. */
-  private executing: ReadonlyMap<number, Effect> | null = null;
+  /** The effects of each EXEC sent and not yet answered, in send order (null: none). */
+  private readonly executing: Array<ReadonlyMap<number, Effect> | null> = [];
 
   /** A SELECT `db` (valid) was queued. */
   queueSelect(db: number): void {
@@ -92,8 +92,13 @@ export class Transaction {
   execSent(): boolean {
     const effects = this.effects.size > 0 ? this.effects : null;
     this.clear();
-    this.executing = effects;
+    this.executing.push(effects);
     return effects !== null;
+  }
+
+  /** An EXEC's connection failed before its reply: its effects are dropped (nothing ran that the proxy knows of). */
+  execFailed(): void {
+    this.executing.shift();
   }
 
   /**
@@ -104,8 +109,7 @@ export class Transaction {
    * from its element.
    */
   execReplied(host: TransactionHost, buf: Buffer, start: number, silent: boolean): Buffer | null {
-    const effects = this.executing;
-    this.executing = null;
+    const effects = this.executing.shift() ?? null;
     if (effects === null) return null;
     const elements = aggregateElements(buf, start);
     if (elements === null) return null;
