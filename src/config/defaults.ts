@@ -10,7 +10,7 @@ import type { ListenerSettings, LogLevel } from './types.js';
 /** The settings every listener has a value for after loading (the optional ones stay unset). */
 export type RequiredSettings = Omit<
   ListenerSettings,
-  'password' | 'users' | 'backendUsername' | 'backendPassword'
+  'password' | 'users' | 'backendUsername' | 'backendPassword' | 'causalReads' | 'readYourWrites'
 >;
 
 /** Built-in value of every non-optional ListenerSettings key. Units as in types.ts. */
@@ -32,8 +32,10 @@ export const BUILTIN_SETTINGS: Readonly<RequiredSettings> = Object.freeze({
   denyCommands: [],
   allowTopologyCommands: false,
   scriptsBypassDenyCommands: false,
-  readYourWrites: false,
 });
+
+/** The causal-read mode of a listener that sets neither causalReads nor readYourWrites. */
+export const DEFAULT_CAUSAL_READS = 'global';
 
 /** Log level when the file does not say (the array form never does). */
 export const DEFAULT_LOG_LEVEL: LogLevel = 'info';

@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { STATIC_COMMAND_NAMES, TABLE_REDIS_VERSION, lookupCommand } from '../commands/index.js';
 import {
   BUILTIN_SETTINGS,
+  DEFAULT_CAUSAL_READS,
   DEFAULT_LOG_LEVEL,
   DEFAULT_SHUTDOWN_TIMEOUT,
   DEFAULT_WEIGHT,
@@ -202,6 +203,14 @@ function semanticProblems(
     checkUsers(l.users, at(i), root, add);
     checkBackendPair(l, defaults, at(i), add);
     checkDenyCommands(l.denyCommands, at(i), add);
+    const ryw = l.readYourWrites ?? defaults?.readYourWrites;
+    const causal = l.causalReads ?? defaults?.causalReads;
+    if (ryw === true && causal !== undefined && causal !== 'session') {
+      add(
+        l.readYourWrites !== undefined ? at(i, 'readYourWrites') : ['defaults', 'readYourWrites'],
+        `true is the older spelling of "causalReads": "session" and contradicts causalReads "${causal}"; remove readYourWrites`,
+      );
+    }
 
     const pause = l.clientOutputPause ?? defaults?.clientOutputPause ?? BUILTIN_SETTINGS.clientOutputPause;
     const limit = l.clientOutputLimit ?? defaults?.clientOutputLimit ?? BUILTIN_SETTINGS.clientOutputLimit;
@@ -399,7 +408,7 @@ function buildListener(l: RawListener, defaults: RawSettings): ListenerConfig {
     denyCommands: normalizeDenyCommands(settings.denyCommands),
     allowTopologyCommands: settings.allowTopologyCommands,
     scriptsBypassDenyCommands: settings.scriptsBypassDenyCommands,
-    readYourWrites: settings.readYourWrites,
+    causalReads: settings.causalReads ?? (settings.readYourWrites === true ? 'session' : DEFAULT_CAUSAL_READS),
   };
   if (settings.password !== undefined) out.password = settings.password;
   if (settings.users !== undefined) out.users = settings.users.map((u) => ({ username: u.username, password: u.password }));

@@ -23,6 +23,8 @@ export const EXPECTED = 'expected';
 
 /** Every ReadPolicy, in the order messages list them. */
 export const READ_POLICIES = ['replica', 'prefer-replica', 'master', 'any'] as const;
+/** Every causal-read mode, weakest first. */
+export const CAUSAL_MODES = ['none', 'session', 'global'] as const;
 /** Every LogLevel, most severe first. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -132,7 +134,8 @@ export const settingsProperties: Record<string, SchemaObject> = {
     type: 'boolean',
     [EXPECTED]: 'true or false (true: scripts may run even where they could call a denied command)',
   },
-  readYourWrites: { type: 'boolean', [EXPECTED]: 'true or false' },
+  causalReads: oneOfStrings(CAUSAL_MODES),
+  readYourWrites: { type: 'boolean', [EXPECTED]: 'true or false (true is causalReads "session")' },
 };
 
 /** One entry of the listener list. */

@@ -109,12 +109,23 @@ export interface ListenerSettings {
    * commands sent directly and inside MULTI).
    */
   scriptsBypassDenyCommands: boolean;
-  /** After a write, a session reads only from replicas that have caught up with it. Default false. */
-  readYourWrites: boolean;
+  /**
+   * Which writes a read must see (see README "Consistency"): `none` (eventual), `session`
+   * (the session's own), `global` (every write acknowledged to any client of the
+   * listener before the read). Unset: `session` if `readYourWrites` is true, else `global`.
+   */
+  causalReads?: CausalMode;
+  /** Alias of `causalReads: "session"` (the older key); contradicting causalReads is a config error. */
+  readYourWrites?: boolean;
 }
 
+/** Which writes a read must see. */
+export type CausalMode = 'none' | 'session' | 'global';
+
 /** One `listen` port: its own master, replicas, pools and settings. */
-export interface ListenerConfig extends ListenerSettings {
+export interface ListenerConfig extends Omit<ListenerSettings, 'causalReads' | 'readYourWrites'> {
+  /** The listener's causal-read mode, resolved (readYourWrites folded in). */
+  causalReads: CausalMode;
   /** Name used in logs and metrics. Default "listener-<port>". */
   name: string;
   /** TCP port to accept clients on. */

@@ -49,9 +49,17 @@ export function weightedRotation(nodes: readonly Node[]): Node[] {
   return order;
 }
 
+/** Where replicas' applied replication offsets come from (src/consistency/replication-progress.ts). */
+export interface ReplicaOffsets {
+  /** The replica's applied offset as last known; -1 unknown. */
+  offsetOf(node: Node): number;
+}
+
 export class Router {
   private rotation: Node[] = [];
   private next = 0;
+  /** The replicas serving reads, to tell when the rotation changes. */
+  private serving: Node[] = [];
 
   /**
    * @param master the listener's master
@@ -64,6 +72,7 @@ export class Router {
     readonly replicas: readonly Node[],
     readonly policy: ReadPolicy,
     private readonly maxLagSeconds: number,
+    private readonly onRotationChange: () => void = () => undefined,
   ) {
     this.rebuild();
   }
@@ -75,23 +84,31 @@ export class Router {
 
   /** Recomputes the rotation from the nodes' health; call after any health change. */
   rebuild(): void {
-    const serving = this.policy === 'master' ? [] : this.healthyReplicas;
+    const healthy = this.healthyReplicas;
+    const changed = healthy.length !== this.serving.length || healthy.some((n, i) => n !== this.serving[i]);
+    this.serving = healthy;
+    const serving = this.policy === 'master' ? [] : [...healthy];
     if (this.policy === 'any' && this.master.state === 'up' && this.master.weight > 0) serving.push(this.master);
     this.rotation = serving.length > 0 ? weightedRotation(serving) : [];
     this.next = 0;
+    if (changed) this.onRotationChange();
+  }
+
+  /** The replicas reads may go to now (the policy permitting). */
+  get replicasInRotation(): readonly Node[] {
+    return this.policy === 'master' ? [] : this.serving;
   }
 
   /**
-   * For read-your-writes: the next node in the rotation whose replication offset has
-   * reached `offset` (a master offset taken after the session's last write); the master
-   * when none has (or when the policy is `replica` and none has: correctness first).
+   * For causal reads: the next node in the rotation whose applied replication offset has
+   * reached `offset`; the master when none has (also with policy `replica`: correctness first).
    */
-  readNodeAtLeast(offset: number): Node {
+  readNodeAtLeast(offset: number, offsets: ReplicaOffsets): Node {
     const rotation = this.rotation;
     for (let i = 0; i < rotation.length; i++) {
       const node = rotation[this.next]!;
       if (++this.next >= rotation.length) this.next = 0;
-      if (node === this.master || node.health.replOffset >= offset) return node;
+      if (node === this.master || offsets.offsetOf(node) >= offset) return node;
     }
     return this.master;
   }

@@ -13,6 +13,7 @@ import { Router } from '../routing/router.js';
 import { Session, type SessionContext } from '../session/session.js';
 import { PROXY_VERSION } from '../version.js';
 import { DenyList } from './deny-list.js';
+import { CausalReads } from '../consistency/causal-reads.js';
 
 export class Listener implements SessionContext {
   readonly master: Node;
@@ -22,9 +23,8 @@ export class Listener implements SessionContext {
   private readonly byId = new Map<number, Session>();
   readonly logger: Logger;
   databases = 16;
-  /** The master's replication offset at its last health check, and the coarse ms that check was sent. */
-  masterOffset = 0;
-  masterOffsetAt = 0;
+  /** Causal reads: which writes a read must see and which node has them. */
+  readonly causal: CausalReads;
   readonly denyList: DenyList;
   /** The port actually listened on. */
   port = 0;
@@ -65,7 +65,15 @@ export class Listener implements SessionContext {
       });
     this.master = node('master', config.master);
     this.replicas = config.replicas.map((r) => node('replica', r));
-    this.router = new Router(this.master, this.replicas, config.readPolicy, config.maxReplicationLag);
+    this.router = new Router(this.master, this.replicas, config.readPolicy, config.maxReplicationLag, () =>
+      this.causal?.progress.rotationChanged(),
+    );
+    const router = this.router;
+    this.causal = new CausalReads(
+      config.causalReads,
+      { master: this.master, replicas: this.replicas, inRotation: () => router.replicasInRotation },
+      config.healthCheckInterval,
+    );
     this.server = net.createServer((socket) => this.accept(socket));
   }
 
@@ -119,6 +127,7 @@ export class Listener implements SessionContext {
     if (this.healthTimer !== null) clearInterval(this.healthTimer);
     if (this.timeoutTimer !== null) clearInterval(this.timeoutTimer);
     this.healthTimer = this.timeoutTimer = null;
+    this.causal.close();
     const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const s of this.sessions) s.closeAfterReplies();
     if (this.sessions.size > 0) {
@@ -191,12 +200,7 @@ export class Listener implements SessionContext {
     if (this.checking) return;
     this.checking = true;
     try {
-      const askedAt = coarseNow();
       const masterInfo = await this.master.checkHealth();
-      if (masterInfo !== null) {
-        this.masterOffset = this.master.health.replOffset;
-        this.masterOffsetAt = askedAt;
-      }
       const lags = new Map<string, number>();
       for (const [key, value] of masterInfo ?? []) {
         if (!/^slave\d+$/.test(key)) continue;

@@ -55,6 +55,10 @@ export class ReplySlot implements OwedReply {
   requestEnd = 0;
   requestDb = 0;
   requestProtocol: 2 | 3 = 2;
+  /** For a write under causal reads `global`: its key's bucket, or a KEYS_* value (src/consistency/causal-reads.ts). */
+  keys = -1;
+  /** The buckets of a write's keys when it has several. */
+  manyKeys: number[] | null = null;
 
   constructor(
     readonly owner: SlotOwner,

@@ -51,6 +51,7 @@ import type { ListenerConfig } from '../config/types.js';
 import { LEASE_MONITOR, LEASE_PUBSUB, LEASE_TRACKING, LEASE_TX, LEASE_WATCH, type Lease } from '../backend/lease.js';
 import type { BackendFailure } from '../backend/link.js';
 import type { Node } from '../backend/node.js';
+import Denque from 'denque';
 import { BatchedOutput } from '../io/batched-output.js';
 import { coarseNow } from '../io/clock.js';
 import { aggregateElements } from '../protocol/reply-elements.js';
@@ -58,6 +59,7 @@ import { RequestParser, RequestView, type RequestHandler } from '../protocol/req
 import { encodeBulk, encodeCommand, encodeError, encodeInteger, encodeVerbatim } from '../protocol/resp.js';
 import type { Router } from '../routing/router.js';
 import type { DenyList } from '../server/deny-list.js';
+import { KEYS_MANY, KEYS_UNKNOWN, requestKeys, type CausalReads } from '../consistency/causal-reads.js';
 import { isBlockingCall, retryOnMaster, wantsProxySection } from './command-traits.js';
 import {
   failureText,
@@ -106,9 +108,8 @@ export interface SessionContext extends LocalContext {
   onSessionClosed(session: Session): void;
   /** The `# Proxy` section added to INFO (lines without the header, CRLF-separated). */
   proxyInfo(): string;
-  /** The master's replication offset at its last health check, and the coarse ms that check was sent (read-your-writes). */
-  readonly masterOffset: number;
-  readonly masterOffsetAt: number;
+  /** Causal reads (the listener's `causalReads`). */
+  readonly causal: CausalReads;
   /** Sends a command to every replica too (SCRIPT LOAD, SCRIPT FLUSH: Redis does not replicate them). */
   sendToReplicas(args: Buffer[]): void;
 }
@@ -176,10 +177,18 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
   private isAuthenticated: boolean;
   /** EXEC's reply must be applied before the next request (the transaction changed connection state). */
   private awaitingExec = false;
-  /** Writes sent and not yet answered (read-your-writes reads go to the master meanwhile). */
+  /** Writes sent and not yet answered (with causal reads, reads go to the master meanwhile). */
   private writesInFlight = 0;
-  /** Coarse ms of the session's last write, for read-your-writes (0: none). */
-  private lastWriteAt = 0;
+  /** Sequence number of the session's last acknowledged write (causal reads, mode `session`). */
+  private lastWriteSeq = 0;
+  /** Reused for the key buckets of a multi-key request. */
+  private readonly keyScratch: number[] = [];
+  /**
+   * Causal reads `global`: the key buckets of the session's writes in flight, in send
+   * order (a write with several keys has an entry per key; one whose keys are not known,
+   * KEYS_UNKNOWN). A read of other keys need not wait for them.
+   */
+  private pendingWriteKeys: Denque<number> | null = null;
   /** Node a SCAN-family iteration runs on (cursors are only valid there). */
   private scanNode: Node | null = null;
   /** Tracking state before the CLIENT TRACKING ON in flight (a refusal restores it). */
@@ -306,20 +315,20 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     }
     switch (cmd.route) {
       case ROUTE_MASTER:
-        return this.sendToMaster(req, (cmd.traits & TRAIT_WRITE ? SLOT_WRITE : 0) | (cmd.traits & TRAIT_SCRIPT ? SLOT_PATIENT : 0));
+        return this.sendToMaster(req, (cmd.traits & TRAIT_WRITE ? SLOT_WRITE : 0) | (cmd.traits & TRAIT_SCRIPT ? SLOT_PATIENT : 0), cmd);
       case ROUTE_READ:
-        return this.sendRead(req, this.channel.lease === null ? this.readNode() : this.ctx.master);
+        return this.sendRead(req, this.channel.lease === null ? this.readNode(cmd, req) : this.ctx.master);
       case ROUTE_LOCAL:
         LOCAL_COMMANDS.get(cmd.name)!(this, req);
         return true;
       case ROUTE_SCAN:
         return this.sendScan(req, cmd);
       case ROUTE_BLOCKING:
-        return this.sendDedicated(req, 0, 0, cmd.traits & TRAIT_WRITE ? SLOT_WRITE : 0);
+        return this.sendDedicated(req, 0, 0, cmd.traits & TRAIT_WRITE ? SLOT_WRITE : 0, cmd);
       case ROUTE_XREAD:
-        if (isBlockingCall(cmd, req)) return this.sendDedicated(req, 0, 0, cmd.traits & TRAIT_WRITE ? SLOT_WRITE : 0);
-        if (cmd.traits & TRAIT_WRITE) return this.sendToMaster(req, SLOT_WRITE);
-        return this.sendRead(req, this.channel.lease === null ? this.readNode() : this.ctx.master);
+        if (isBlockingCall(cmd, req)) return this.sendDedicated(req, 0, 0, cmd.traits & TRAIT_WRITE ? SLOT_WRITE : 0, cmd);
+        if (cmd.traits & TRAIT_WRITE) return this.sendToMaster(req, SLOT_WRITE, cmd);
+        return this.sendRead(req, this.channel.lease === null ? this.readNode(cmd, req) : this.ctx.master);
       case ROUTE_SUBSCRIBE:
         return this.startStream(req, STATE_PUBSUB, LEASE_PUBSUB);
       case ROUTE_MONITOR:
@@ -479,6 +488,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
       this.channel.writeRaw(req.raw());
       return true;
     }
+    // A transaction's keys are not followed: its EXEC is a barrier for causal reads.
     if (!this.sendToMaster(req, SLOT_EXEC | SLOT_WRITE)) return false;
     if (tx.execSent()) this.awaitingExec = true;
     this.endTransaction();
@@ -674,6 +684,8 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
 
   /** EXEC of a transaction with SUBSCRIBE: apply its effects, write it, count its confirmations. */
   private streamExecReplied(stream: Stream, buf: Buffer, start: number, end: number): void {
+    // It may have written: a barrier for causal reads, from its reply on.
+    if (this.ctx.causal.mode !== 'none') this.lastWriteSeq = this.ctx.causal.writeAcked(KEYS_UNKNOWN, null);
     const rewritten = this.tx.execReplied(this, buf, start, stream.dropReplies);
     if (rewritten !== null) this.streamOut(rewritten, 0, rewritten.length);
     else if (!stream.dropReplies) this.streamOut(buf, start, end);
@@ -737,10 +749,10 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
    * Sends on the lease, leasing one first if needed; `state` / `leaseState` are the bits
    * the command starts (0 for a one-shot blocking command).
    */
-  private sendDedicated(req: RequestView, state: number, leaseState: number, slotFlags: number): boolean {
+  private sendDedicated(req: RequestView, state: number, leaseState: number, slotFlags: number, cmd?: CommandInfo): boolean {
     const lease = this.leaseFor();
     if (typeof lease === 'number') return lease === LEASE_FAILED;
-    if (!this.sendBytesToMaster(req.buf, req.start, req.end, slotFlags)) return false;
+    if (!this.sendRequestToMaster(req, slotFlags, cmd)) return false;
     this.state |= state;
     lease.enter(leaseState);
     return true;
@@ -782,21 +794,59 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     return true;
   }
 
-  /** Sends to the master; false when the ordering barrier holds it. */
-  private sendToMaster(req: RequestView, flags: number): boolean {
+  /** Sends to the master (`cmd`: the request's command, for a write's keys); false when the ordering barrier holds it. */
+  private sendToMaster(req: RequestView, flags: number, cmd?: CommandInfo): boolean {
     const master = this.ctx.master;
     if (!master.reachable && this.channel.lease === null) {
       this.replyError(unreachableText(master.label, master.health.error));
       return true;
     }
-    return this.sendBytesToMaster(req.buf, req.start, req.end, flags);
+    return this.sendRequestToMaster(req, flags, cmd);
   }
 
-  /** Sends `buf[start, end)` on the session's master connection; false, with nothing sent, when the barrier holds it. */
-  private sendBytesToMaster(buf: Buffer, start: number, end: number, flags: number): boolean {
-    if (this.channel.send(buf, start, end, flags) === null) return false;
-    if (flags & SLOT_WRITE && this.ctx.config.readYourWrites) this.writesInFlight++;
+  /** Sends the client's request on the session's master connection; false, with nothing sent, when the barrier holds it. */
+  private sendRequestToMaster(req: RequestView, flags: number, cmd: CommandInfo | undefined): boolean {
+    const slot = this.channel.send(req.buf, req.start, req.end, flags);
+    if (slot === null) return false;
+    if (flags & SLOT_WRITE) this.writeSent(slot, cmd, req);
     return true;
+  }
+
+  /** Sends `buf[start, end)` (bytes the proxy made) on the session's master connection; false when the barrier holds it. */
+  private sendBytesToMaster(buf: Buffer, start: number, end: number, flags: number): boolean {
+    const slot = this.channel.send(buf, start, end, flags);
+    if (slot === null) return false;
+    if (flags & SLOT_WRITE) this.writeSent(slot, undefined, null);
+    return true;
+  }
+
+  /** A write was sent: with causal reads it counts as in flight, and (mode `global`) its keys go with its slot. */
+  private writeSent(slot: ReplySlot, cmd: CommandInfo | undefined, req: RequestView | null): void {
+    const causal = this.ctx.causal;
+    if (causal.mode === 'none') return;
+    this.writesInFlight++;
+    if (causal.mode !== 'global') return;
+    const keys = req === null ? KEYS_UNKNOWN : requestKeys(cmd, req, this.db, this.keyScratch);
+    const pending = (this.pendingWriteKeys ??= new Denque<number>());
+    slot.keys = keys;
+    if (keys === KEYS_MANY) {
+      slot.manyKeys = this.keyScratch.slice();
+      for (const b of slot.manyKeys) pending.push(b);
+    } else {
+      pending.push(keys >= 0 ? keys : KEYS_UNKNOWN);
+    }
+  }
+
+  /** True when a write of the session still in flight may touch what a read of `keys` (with `keyScratch`) reads. */
+  private pendingWriteTouches(keys: number): boolean {
+    const pending = this.pendingWriteKeys;
+    if (pending === null || keys < 0 && keys !== KEYS_MANY) return true;
+    for (let i = 0; i < pending.length; i++) {
+      const b = pending.peekAt(i)!;
+      if (b === KEYS_UNKNOWN || b === keys) return true;
+      if (keys === KEYS_MANY && this.keyScratch.includes(b)) return true;
+    }
+    return false;
   }
 
   /**
@@ -928,15 +978,21 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     return this.sendBytesToMaster(bytes, 0, bytes.length, 0);
   }
 
-  /** The node for a read: read-your-writes, then the read policy. Null: policy `replica` and none healthy. */
-  private readNode(): Node | null {
-    const { router, master } = this.ctx;
-    if (this.writesInFlight > 0) return master;
-    if (this.lastWriteAt > 0) {
-      // Read-your-writes: only a replica known to have the master's offset from after the write.
-      return this.ctx.masterOffsetAt > this.lastWriteAt ? router.readNodeAtLeast(this.ctx.masterOffset) : master;
+  /**
+   * The node for a read: one that has every write the read must see (causal reads, see
+   * src/consistency/causal-reads.ts), as the read policy allows. Null: policy `replica`
+   * and none healthy.
+   */
+  private readNode(cmd: CommandInfo, req: RequestView): Node | null {
+    const { router, causal } = this.ctx;
+    if (causal.mode === 'none') return router.readNode();
+    if (causal.mode === 'session') {
+      // The session's own writes in flight: only the master is sure to have them once they run.
+      return this.writesInFlight > 0 ? this.ctx.master : causal.readNode(router, this.lastWriteSeq);
     }
-    return router.readNode();
+    const keys = requestKeys(cmd, req, this.db, this.keyScratch);
+    if (this.writesInFlight > 0 && this.pendingWriteTouches(keys)) return this.ctx.master;
+    return causal.readNode(router, causal.readNeeds(keys, this.keyScratch));
   }
 
   /**
@@ -947,7 +1003,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     if (this.channel.lease !== null) return this.sendToMaster(req, 0);
     const cursor = cmd.name === 'scan' ? 1 : 2;
     const fresh = req.argc <= cursor || req.argIs(cursor, '0');
-    if (fresh || this.scanNode === null || !this.scanNode.reachable) this.scanNode = this.readNode();
+    if (fresh || this.scanNode === null || !this.scanNode.reachable) this.scanNode = this.readNode(cmd, req);
     return this.sendRead(req, this.scanNode);
   }
 
@@ -1001,7 +1057,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
       }
     }
     if (flags & SLOT_MASTER) this.channel.replied();
-    if (flags & SLOT_WRITE && this.ctx.config.readYourWrites) this.writeReplied();
+    if (flags & SLOT_WRITE && this.ctx.causal.mode !== 'none') this.writeReplied(slot);
     if (this.phase === CLOSED) return;
     if (flags & SLOT_READ && buf[start] === 0x2d && slot.node !== this.ctx.master && retryOnMaster(buf, start)) {
       // LOADING, MASTERDOWN, READONLY, NOSCRIPT from a replica: the master answers instead.
@@ -1023,7 +1079,8 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
       this.execDone();
     }
     if (flags & SLOT_MASTER) this.channel.replied();
-    if (flags & SLOT_WRITE && this.ctx.config.readYourWrites) this.writeReplied();
+    // A write whose connection failed may have run: it counts as acknowledged.
+    if (flags & SLOT_WRITE && this.ctx.causal.mode !== 'none') this.writeReplied(slot);
     if (this.phase === CLOSED) return;
     if (flags & SLOT_READ && !(flags & SLOT_RETRIED) && slot.request !== null) {
       const other = this.ctx.router.readNode(slot.node);
@@ -1060,9 +1117,14 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
   }
 
   /** A write has been executed: reads may use replicas once a master offset taken after now is known. */
-  private writeReplied(): void {
+  private writeReplied(slot: ReplySlot): void {
     this.writesInFlight--;
-    this.lastWriteAt = coarseNow();
+    const pending = this.pendingWriteKeys;
+    if (pending !== null) {
+      if (slot.manyKeys !== null) pending.splice(0, slot.manyKeys.length);
+      else pending.shift();
+    }
+    this.lastWriteSeq = this.ctx.causal.writeAcked(slot.keys, slot.manyKeys);
   }
 
   // ---- reply slots and output ----------------------------------------------------------

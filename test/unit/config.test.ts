@@ -59,7 +59,7 @@ t.test('built-in defaults are filled in', async (t) => {
   t.same(l.denyCommands, []);
   t.equal(l.allowTopologyCommands, false);
   t.equal(l.scriptsBypassDenyCommands, false);
-  t.equal(l.readYourWrites, false);
+  t.equal(l.causalReads, 'global', 'causal reads by default');
   t.notOk('password' in l);
   t.notOk('users' in l);
   t.notOk('username' in l.master);

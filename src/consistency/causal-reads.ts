@@ -1,0 +1,109 @@
+/**
+ * Causal reads for one listener: which writes a read must see, and which node has them.
+ *
+ * - `none`: reads go where the read policy sends them.
+ * - `session`: a read sees the writes of its own session.
+ * - `global`: a read sees every write acknowledged to any client of the listener before
+ *   the read arrived, per key: only the writes to the keys it reads (./recent-writes.ts),
+ *   or every write for a read whose keys are not known (KEYS, SCAN, DBSIZE, EVAL_RO).
+ *
+ * A read whose writes every replica in the rotation is known to have goes anywhere the
+ * read policy allows; otherwise to a replica whose applied offset has reached them
+ * (./replication-progress.ts), else to the master. In both modes a session's own writes
+ * still in flight send its reads to the master (a pipelined write is read back as on one
+ * Redis).
+ * The idea follows MaxScale's causal_reads: https://mariadb.com/kb/en/mariadb-maxscale-2308-readwritesplit/#causal_reads
+ */
+import type { Node } from '../backend/node.js';
+import { CMD_MOVABLEKEYS, TRAIT_SCRIPT, type CommandInfo } from '../commands/index.js';
+import type { CausalMode } from '../config/types.js';
+import type { RequestView } from '../protocol/request-parser.js';
+import type { Router } from '../routing/router.js';
+import { keyBucket, RecentWrites } from './recent-writes.js';
+import { ReplicationProgress, type ProgressNodes } from './replication-progress.js';
+
+/** What {@link requestKeys} found besides one key's bucket (a bucket is ≥ 0). */
+export const KEYS_UNKNOWN = -1; // keys the proxy cannot tell (or a command that touches more than its keys)
+export const KEYS_MANY = -2; // several keys: their buckets are in the scratch array
+export const KEYS_NONE = -3; // no keys: a read of the whole keyspace, a write of no particular key
+
+/**
+ * Writes that touch more than the keys their table entry names (another database, every
+ * key, a script's undeclared keys): barriers. Reads of this kind have no key entry.
+ */
+const TOUCHES_MORE: ReadonlySet<string> = new Set(['move', 'copy', 'swapdb', 'flushdb', 'flushall', 'exec']);
+
+/**
+ * The key buckets of a request, from its command's key positions
+ * (https://redis.io/docs/latest/commands/command-info/): the bucket of its one key, or
+ * KEYS_MANY with the buckets in `scratch`, or KEYS_NONE, or KEYS_UNKNOWN.
+ */
+export function requestKeys(cmd: CommandInfo | undefined, req: RequestView, db: number, scratch: number[]): number {
+  if (cmd === undefined || cmd.flags & CMD_MOVABLEKEYS || cmd.traits & TRAIT_SCRIPT || TOUCHES_MORE.has(cmd.name)) return KEYS_UNKNOWN;
+  const first = cmd.firstKey;
+  if (first <= 0 || first >= req.argc) return KEYS_NONE;
+  const last = cmd.lastKey < 0 ? req.argc + cmd.lastKey : Math.min(cmd.lastKey, req.argc - 1);
+  if (last === first) return keyBucket(db, req.buf, req.starts[first]!, req.ends[first]!);
+  const step = cmd.step > 0 ? cmd.step : 1;
+  scratch.length = 0;
+  for (let i = first; i <= last; i += step) scratch.push(keyBucket(db, req.buf, req.starts[i]!, req.ends[i]!));
+  return KEYS_MANY;
+}
+
+export class CausalReads {
+  readonly progress: ReplicationProgress;
+  private readonly writes = new RecentWrites();
+
+  /**
+   * @param mode the listener's `causalReads`
+   * @param nodes the listener's nodes (polled while writes are pending)
+   * @param maxPollMs the health-check interval (the longest pause between polls)
+   */
+  constructor(
+    readonly mode: CausalMode,
+    nodes: ProgressNodes,
+    maxPollMs: number,
+  ) {
+    this.progress = new ReplicationProgress(nodes, maxPollMs);
+  }
+
+  /**
+   * A write was acknowledged. `keys` is what {@link requestKeys} found when it was sent
+   * (with `many` its buckets for KEYS_MANY). Returns the write's sequence number.
+   */
+  writeAcked(keys: number, many: readonly number[] | null): number {
+    const seq = this.progress.writeAcked();
+    if (this.mode !== 'global') return seq;
+    const writes = this.writes;
+    if (keys >= 0) writes.wrote(keys, seq);
+    else if (keys === KEYS_MANY && many !== null) for (const b of many) writes.wrote(b, seq);
+    else writes.barrier = seq;
+    return seq;
+  }
+
+  /** The sequence number of the latest write a read of `keys` (from {@link requestKeys}) must see. */
+  readNeeds(keys: number, scratch: readonly number[]): number {
+    if (keys >= 0) return this.writes.latest(keys);
+    if (keys !== KEYS_MANY) return this.progress.acked;
+    let needed = 0;
+    for (const b of scratch) needed = Math.max(needed, this.writes.latest(b));
+    return needed;
+  }
+
+  /**
+   * The node for a read that must see every write up to `needed`: any the read policy
+   * allows when every replica in the rotation has them, else a replica that has applied
+   * them, else the master. Null only as the router's own null (policy `replica`, none healthy).
+   */
+  readNode(router: Router, needed: number): Node | null {
+    const progress = this.progress;
+    if (needed <= progress.covered) return router.readNode();
+    const offset = progress.requiredOffset(needed);
+    if (offset < 0) return router.master;
+    return router.readNodeAtLeast(offset, progress);
+  }
+
+  close(): void {
+    this.progress.close();
+  }
+}
