@@ -45,6 +45,9 @@ const USAGE = `usage: node bench/run.mjs [options]
                       (default direct,twemproxy,redis-proxy, plus baseline with --baseline)
   --baseline DIR      also run the redis-proxy of another checkout DIR (its own dist/
                       built) as the target "baseline", e.g. the commit before a change
+                      (DIR may be this checkout, to compare two settings of one build)
+  --listener JSON     extra listener settings for redis-proxy, e.g. '{"causalReads":"none"}'
+  --baseline-listener JSON   the same for baseline
   --out DIR           where <date>.md and latest.md go (default bench/results)
   --json FILE         machine-readable results (default <out>/latest.json)
   --no-warmup         skip the unmeasured warm-up run per target
@@ -66,6 +69,8 @@ function options() {
       'idle-clients': { type: 'string', default: '1000' },
       targets: { type: 'string' },
       baseline: { type: 'string' },
+      listener: { type: 'string' },
+      'baseline-listener': { type: 'string' },
       out: { type: 'string', default: path.join(ROOT, 'bench', 'results') },
       json: { type: 'string' },
       'no-warmup': { type: 'boolean', default: false },
@@ -89,6 +94,16 @@ function options() {
     : [...DEFAULT_TARGETS, ...(baseline ? ['baseline'] : [])];
   for (const t of targets) if (!ALL_TARGETS.includes(t)) usageError(`unknown target ${t}`);
   if (targets.includes('baseline') && !baseline) usageError('target baseline needs --baseline DIR');
+  const settings = (name) => {
+    if (values[name] === undefined) return {};
+    try {
+      const parsed = JSON.parse(values[name]);
+      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
+      return parsed;
+    } catch (e) {
+      return usageError(`--${name}: must be a JSON object of listener settings, like '{"causalReads":"none"}' (${e.message})`);
+    }
+  };
   const out = path.resolve(values.out);
   return {
     rounds: int('rounds', values.rounds, 1),
@@ -105,6 +120,8 @@ function options() {
     runTimeoutMs: int('run-timeout', values['run-timeout'], 1) * 1000,
     proxyBin: values['proxy-bin'] ? path.resolve(values['proxy-bin']) : null,
     baseline,
+    listener: settings('listener'),
+    baselineListener: settings('baseline-listener'),
     strict: values.strict,
   };
 }
@@ -157,7 +174,7 @@ async function startTwemproxy(tmp, port, masterPort) {
  * Starts the redis-proxy of checkout `root` (this one, or the --baseline one) as target
  * `name`; its config and log are <name>.json and <name>.log in tmp.
  */
-async function startProxy(tmp, name, root, port, masterPort, replicaPort, proxyBin) {
+async function startProxy(tmp, name, root, port, masterPort, replicaPort, proxyBin, settings = {}) {
   const cli = path.join(root, 'dist', 'cli.js');
   if (!proxyBin && !fs.existsSync(cli)) throw new Error(`${root === ROOT ? path.relative(ROOT, cli) : cli} not found (run \`npm run build\` first${root === ROOT ? '' : ` in ${root}`})`);
   const config = {
@@ -166,6 +183,7 @@ async function startProxy(tmp, name, root, port, masterPort, replicaPort, proxyB
       listen: port,
       master: { host: '127.0.0.1', port: masterPort },
       slave: [{ host: '127.0.0.1', port: replicaPort }],
+      ...settings,
     }],
   };
   const conf = path.join(tmp, `${name}.json`);
@@ -358,13 +376,13 @@ async function main() {
         return child;
       },
       'redis-proxy': async (port) => {
-        const { child, config } = await startProxy(tmp, 'redis-proxy', ROOT, port, env.masterPort, env.replicaPort, opts.proxyBin);
+        const { child, config } = await startProxy(tmp, 'redis-proxy', ROOT, port, env.masterPort, env.replicaPort, opts.proxyBin, opts.listener);
         settingsExtra['redis-proxy config'] = config;
         return child;
       },
       // The same config shape on its own port, started from the other checkout's launcher.
       baseline: async (port) => {
-        const { child, config } = await startProxy(tmp, 'baseline', opts.baseline, port, env.masterPort, env.replicaPort, null);
+        const { child, config } = await startProxy(tmp, 'baseline', opts.baseline, port, env.masterPort, env.replicaPort, null, opts.baselineListener);
         settingsExtra['baseline config'] = config;
         return child;
       },
