@@ -58,7 +58,7 @@ export const ROUTE_CACHING = 19;
 
 // ---- traits -----------------------------------------------------------------------------
 
-/** May change data: counts as a write for read-your-writes (a blocking write too). */
+/** May change data: counts as a write for causal reads (a blocking write too). */
 export const TRAIT_WRITE = 1;
 /**
  * Changes the server-side state of the connection it runs on (transaction, WATCH,

@@ -9,9 +9,9 @@
  *
  * A read whose writes every replica in the rotation is known to have goes anywhere the
  * read policy allows; otherwise to a replica whose applied offset has reached them
- * (./replication-progress.ts), else to the master. In both modes a session's own writes
- * still in flight send its reads to the master (a pipelined write is read back as on one
- * Redis).
+ * (./replication-progress.ts), else to the master. A session's own writes still in
+ * flight send to the master its reads of the keys they touch (`global`) or all its reads
+ * (`session`): a pipelined write is read back as on one Redis.
  * The idea follows MaxScale's causal_reads: https://mariadb.com/kb/en/mariadb-maxscale-2308-readwritesplit/#causal_reads
  */
 import type { Node } from '../backend/node.js';
@@ -98,6 +98,7 @@ export class CausalReads {
   readNode(router: Router, needed: number): Node | null {
     const progress = this.progress;
     if (needed <= progress.covered) return router.readNode();
+    progress.want();
     const offset = progress.requiredOffset(needed);
     if (offset < 0) return router.master;
     return router.readNodeAtLeast(offset, progress);

@@ -10,10 +10,11 @@
  * whose applied offset (its own `ROLE`) has reached a sample's offset has applied every
  * write up to the sample's sequence number.
  *
- * The proxy polls only while some acknowledged write is not yet known to be on every
- * replica in the read rotation: one `ROLE` per node per round, rounds {@link MIN_POLL_MS}
- * apart while they make progress and backing off to the health-check interval when they
- * do not (a replica that stays behind).
+ * The proxy polls only while reads need it: while some read found an acknowledged write
+ * it must see that is not yet known to be on every replica in the rotation (a workload
+ * that only writes, or reads keys nobody wrote lately, costs no polling). One `ROLE` per
+ * node per round, rounds {@link MIN_POLL_MS} apart while they make progress and backing
+ * off to the health-check interval when they do not (a replica that stays behind).
  * Source: https://redis.io/docs/latest/commands/role/
  */
 import type { Node } from '../backend/node.js';
@@ -44,6 +45,8 @@ export class ReplicationProgress {
   /** Applied offset of each replica at its last poll (-1: unknown, or not linked). */
   private readonly offsets = new Map<Node, number>();
   private polling = false;
+  /** A read needed a write not yet covered since the current round began. */
+  private wanted = false;
   private closed = false;
   /** Polling rounds since the proxy started (metrics, tests). */
   rounds = 0;
@@ -57,11 +60,15 @@ export class ReplicationProgress {
     private readonly maxPollMs: number,
   ) {}
 
-  /** A write was acknowledged; returns its sequence number. Starts polling if it is not running. */
+  /** A write was acknowledged; returns its sequence number. */
   writeAcked(): number {
-    const seq = ++this.acked;
+    return ++this.acked;
+  }
+
+  /** A read needs writes not yet known to be everywhere: polls until they are, or until reads stop asking. */
+  want(): void {
+    this.wanted = true;
     if (!this.polling && !this.closed) void this.poll();
-    return seq;
   }
 
   /**
@@ -87,7 +94,6 @@ export class ReplicationProgress {
   /** The read rotation changed: what is covered is worked out again for the replicas in it. */
   rotationChanged(): void {
     this.updateCovered(true);
-    if (this.covered < this.acked && !this.polling && !this.closed) void this.poll();
   }
 
   /** Stops polling for good. */
@@ -99,8 +105,9 @@ export class ReplicationProgress {
     this.polling = true;
     let pause = MIN_POLL_MS;
     try {
-      while (!this.closed && this.covered < this.acked) {
+      while (!this.closed && this.covered < this.acked && this.wanted) {
         const before = this.covered;
+        this.wanted = false;
         await this.round();
         pause = this.covered > before ? MIN_POLL_MS : Math.min(pause * 2, this.maxPollMs);
         await new Promise((resolve) => setTimeout(resolve, pause));

@@ -28,7 +28,7 @@ export const SLOT_EXEC = 16;
 export const SLOT_SILENT = 32;
 /** INFO: the reply gets the `# Proxy` section. */
 export const SLOT_INFO = 64;
-/** A write: read-your-writes counts it in flight until its reply. */
+/** A write: causal reads count it in flight until its reply, then number it. */
 export const SLOT_WRITE = 128;
 /** CLIENT TRACKING ON: an error reply turns the session's tracking back off. */
 export const SLOT_TRACKING = 256;

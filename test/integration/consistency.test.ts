@@ -1,8 +1,7 @@
 /**
- * Consistency: by default a read from a replica may miss the session's own write just
- * made (eventual; on this machine a pipelined SET + GET misses often). With
- * `readYourWrites` a session always reads its own writes, and still reads from replicas
- * once they have caught up.
+ * Consistency with `readYourWrites: true` (the older spelling of causalReads "session"):
+ * a session always reads its own writes, and still reads from replicas once they have
+ * caught up. The other modes, with staleness forced, are in ./causal/.
  */
 import t from 'tap';
 import { ioredisClient } from '../helpers/clients.js';
@@ -33,7 +32,7 @@ t.test('readYourWrites: a session reads its own writes at once', async (t) => {
   t.equal(stale, 0, `${stale} of 300 reads right after the session's own write missed it`);
 
   // Once the replicas have caught up, reads go back to them (the proxy learns replica
-  // offsets from its health checks, so allow a few check intervals).
+  // offsets from its ROLE polls, which a read that needs them starts).
   const client = ioredisClient(port, { protocol: 2 });
   await client.set('ryw:settled', 'v');
   await set.sync();

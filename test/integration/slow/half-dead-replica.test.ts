@@ -8,7 +8,7 @@
  * command is INFO (the proxy's control connection: with no password its first command is
  * the health check's `INFO server replication persistence`, see src/backend/node.ts
  * checkHealth and control-client.ts) is forwarded. Any other connection is a black hole:
- * its handshake PING (what a data connection sends first with no password, RESP2, db 0;
+ * its handshake (`HELLO 2` for a data connection with no password, RESP2, db 0;
  * src/backend/connection.ts) is answered `+PONG` by the relay, so the connection is
  * established, and nothing after that is forwarded or answered. Healing the relay
  * forwards every new connection and closes the black-holed ones.

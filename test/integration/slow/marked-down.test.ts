@@ -1,9 +1,10 @@
 /**
- * Reads in flight on a replica that the proxy marks down are retried elsewhere at once,
- * not after commandTimeout. A replica frozen with SIGSTOP keeps its TCP connections open
- * and answers nothing; its health check gets no reply within connectTimeout (500 ms), the
- * proxy marks it down, and from then on the reads waiting on it must go to another node
- * instead of waiting for commandTimeout (10 s here).
+ * Reads in flight on a replica that leaves the read rotation are retried elsewhere at
+ * once, not after commandTimeout. A replica frozen with SIGSTOP keeps its TCP connections
+ * open and answers nothing; its health check gets no reply within connectTimeout
+ * (500 ms), the proxy marks it unresponsive (slow, not down: it still accepts
+ * connections), and from then on the reads waiting on it must go to another node instead
+ * of waiting for commandTimeout (10 s here).
  */
 import t from 'tap';
 import { ioredisClient } from '../../helpers/clients.js';
