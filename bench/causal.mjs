@@ -27,6 +27,7 @@ import {
   clockTicks, processTree, cpuTicks, machineBusyTicks, harnessTicks,
 } from './lib/procs.mjs';
 import { mdTable, fmtInt, median } from './lib/report.mjs';
+import { startRedis, proxyConfig, launchProxy, sanityCheck, tail } from './lib/setup.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ALL_MODES = ['none', 'session', 'global', 'ryw'];
@@ -97,22 +98,7 @@ function options() {
 
 const log = (msg) => process.stderr.write(`${msg}\n`);
 
-function tail(file, lines = 15) {
-  try { return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n'); } catch { return ''; }
-}
-
 // ---- setup -----------------------------------------------------------------------
-
-async function startRedis(dir, name, port, extra = []) {
-  const data = path.join(dir, name);
-  fs.mkdirSync(data);
-  const child = start(name, 'redis-server', [
-    '--port', String(port), '--bind', '127.0.0.1', '--dir', data,
-    '--save', '', '--appendonly', 'no', '--daemonize', 'no', ...extra,
-  ], { logFile: path.join(dir, `${name}.log`) });
-  await waitUntil(`${name} on :${port}`, async () => (await command(port, ['PING'])) === 'PONG', { child });
-  return child;
-}
 
 /** The listener keys a mode sets; `fallback` is what `none` uses when the build rejects causalReads. */
 function modeKeys(mode) {
@@ -126,29 +112,17 @@ function modeKeys(mode) {
  * and its output names `key` (the build does not know the key or the value).
  */
 async function startProxy(dir, port, masterPort, replicaPort, settings, key, proxyBin) {
-  const cli = path.join(ROOT, 'dist', 'cli.js');
-  if (!proxyBin && !fs.existsSync(cli)) throw new Error(`${path.relative(ROOT, cli)} not found (run \`npm run build\` first)`);
-  const config = {
-    logLevel: 'warn',
-    listeners: [{
-      listen: port,
-      master: { host: '127.0.0.1', port: masterPort },
-      slave: [{ host: '127.0.0.1', port: replicaPort }],
-      ...settings,
-    }],
-  };
+  const config = proxyConfig(port, masterPort, replicaPort, settings);
   // Each start has its own config and log file, so a rejected first try does not show up
   // in the log of the fallback's run.
   const base = `proxy-${Object.keys(settings).join('-') || 'plain'}`;
   const conf = path.join(dir, `${base}.json`);
   fs.writeFileSync(conf, JSON.stringify(config, null, 2));
   const logFile = path.join(dir, `${base}.log`);
-  const [cmd, args] = proxyBin ? [process.execPath, [proxyBin, conf]] : [path.join(ROOT, 'bin', 'redis-proxy'), [conf]];
-  const child = start('redis-proxy', cmd, args, { logFile, cwd: ROOT });
   try {
-    await waitUntil(`redis-proxy on :${port}`, async () => (await command(port, ['PING'])) === 'PONG', { child, timeoutMs: 20000 });
+    const child = await launchProxy({ name: 'redis-proxy', root: ROOT, conf, logFile, port, proxyBin });
+    return { child, config, logFile };
   } catch (e) {
-    await stop(child);
     const out = tail(logFile, 30);
     if (key && out.includes(key)) {
       // "<config path>: listeners[0].causalReads: unknown key; allowed keys are …" -> "listeners[0].causalReads: unknown key"
@@ -157,16 +131,6 @@ async function startProxy(dir, port, masterPort, replicaPort, settings, key, pro
     }
     throw new Error(`${e.message}${out ? `\n--- ${path.basename(logFile)} (tail) ---\n${out}\n---` : ''}`);
   }
-  return { child, config, logFile };
-}
-
-/** A write through the proxy must become readable through it. */
-async function sanityCheck(port) {
-  const value = `v${process.pid}-${Date.now()}`;
-  const set = await command(port, ['SET', 'causal:sanity', value]);
-  if (set !== 'OK') throw new Error(`SET through :${port} answered ${JSON.stringify(set)}`);
-  await waitUntil(`GET through :${port} returns the value just written`,
-    async () => (await command(port, ['GET', 'causal:sanity'])) === value, { timeoutMs: 5000, intervalMs: 20 });
 }
 
 /** How long a SET on the master takes to show on the replica (direct connections), ms. */
@@ -483,7 +447,7 @@ async function runMode(mode, tmp, opts) {
     env.proxy = p.child;
     res.listener = p.config.listeners[0];
     log(`[${mode}] redis-proxy :${env.proxyPort} ${JSON.stringify(res.fallback ? fallback : settings)}`);
-    await sanityCheck(env.proxyPort);
+    await sanityCheck(env.proxyPort, 'causal:sanity', 5000);
 
     for (const name of opts.workloads) {
       if (!env.proxy.alive()) {

@@ -23,6 +23,7 @@ import {
   start, stop, stopAll, killAllSync, freePort, waitUntil, sleep, run, versionOf,
   clockTicks, processTree, cpuTicks, rssBytes, rssSampler, machineBusyTicks, harnessTicks,
 } from './lib/procs.mjs';
+import { startRedis, proxyConfig, launchProxy, sanityCheck, tail } from './lib/setup.mjs';
 import { summarise, verdict, table, comparison, comparisonTable, markdown, fmtInt } from './lib/report.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -130,17 +131,6 @@ const log = (msg) => process.stderr.write(`${msg}\n`);
 
 // ---- setup -----------------------------------------------------------------------
 
-async function startRedis(tmp, name, port, extra = []) {
-  const dir = path.join(tmp, name);
-  fs.mkdirSync(dir);
-  const child = start(name, 'redis-server', [
-    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
-    '--save', '', '--appendonly', 'no', '--daemonize', 'no', ...extra,
-  ], { logFile: path.join(tmp, `${name}.log`) });
-  await waitUntil(`${name} on :${port}`, async () => (await command(port, ['PING'])) === 'PONG', { child });
-  return child;
-}
-
 async function startTwemproxy(tmp, port, masterPort) {
   const conf = path.join(tmp, 'nutcracker.yml');
   // One pool, one server: the same single-master path as the other targets.
@@ -175,41 +165,11 @@ async function startTwemproxy(tmp, port, masterPort) {
  * `name`; its config and log are <name>.json and <name>.log in tmp.
  */
 async function startProxy(tmp, name, root, port, masterPort, replicaPort, proxyBin, settings = {}) {
-  const cli = path.join(root, 'dist', 'cli.js');
-  if (!proxyBin && !fs.existsSync(cli)) throw new Error(`${root === ROOT ? path.relative(ROOT, cli) : cli} not found (run \`npm run build\` first${root === ROOT ? '' : ` in ${root}`})`);
-  const config = {
-    logLevel: 'warn',
-    listeners: [{
-      listen: port,
-      master: { host: '127.0.0.1', port: masterPort },
-      slave: [{ host: '127.0.0.1', port: replicaPort }],
-      ...settings,
-    }],
-  };
+  const config = proxyConfig(port, masterPort, replicaPort, settings);
   const conf = path.join(tmp, `${name}.json`);
   fs.writeFileSync(conf, JSON.stringify(config, null, 2));
-  // The launcher is run as users run it (its shebang carries the proxy's Node flags);
-  // a --proxy-bin script is run with node.
-  const [cmd, args] = proxyBin ? [process.execPath, [proxyBin, conf]] : [path.join(root, 'bin', 'redis-proxy'), [conf]];
-  const child = start(name, cmd, args, {
-    logFile: path.join(tmp, `${name}.log`), cwd: root,
-  });
-  await waitUntil(`${name} on :${port}`, async () => (await command(port, ['PING'])) === 'PONG', { child, timeoutMs: 20000 })
-    .catch(async (e) => { await stop(child); throw e; });
+  const child = await launchProxy({ name, root, conf, logFile: path.join(tmp, `${name}.log`), port, proxyBin });
   return { child, config };
-}
-
-/** A write through the target must be readable through it (after replication). */
-async function sanityCheck(port) {
-  const value = `v${process.pid}-${Date.now()}`;
-  const set = await command(port, ['SET', 'bench:sanity', value]);
-  if (set !== 'OK') throw new Error(`SET through :${port} answered ${JSON.stringify(set)}`);
-  await waitUntil(`GET through :${port} returns the value just written`,
-    async () => (await command(port, ['GET', 'bench:sanity'])) === value, { timeoutMs: 3000 });
-}
-
-function tail(file, lines = 15) {
-  try { return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n'); } catch { return ''; }
 }
 
 // ---- measuring -------------------------------------------------------------------

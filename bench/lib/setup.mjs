@@ -1,0 +1,64 @@
+// Starting what the benchmarks measure: Redis servers, the proxy under test (launched as
+// users launch it), and the check that a write through a target can be read back.
+
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { command } from './resp.mjs';
+import { start, stop, waitUntil } from './procs.mjs';
+
+/** The last `lines` lines of a log file ('' when it cannot be read). */
+export function tail(file, lines = 15) {
+  try { return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n'); } catch { return ''; }
+}
+
+/** A redis-server named `name` on `port`, its data in dir/name, persistence off; resolves once it answers PING. */
+export async function startRedis(dir, name, port, extra = []) {
+  const data = path.join(dir, name);
+  fs.mkdirSync(data);
+  const child = start(name, 'redis-server', [
+    '--port', String(port), '--bind', '127.0.0.1', '--dir', data,
+    '--save', '', '--appendonly', 'no', '--daemonize', 'no', ...extra,
+  ], { logFile: path.join(dir, `${name}.log`) });
+  await waitUntil(`${name} on :${port}`, async () => (await command(port, ['PING'])) === 'PONG', { child });
+  return child;
+}
+
+/** The proxy config the benchmarks use: one listener on `port` over the master and one replica, plus `settings`. */
+export function proxyConfig(port, masterPort, replicaPort, settings = {}) {
+  return {
+    logLevel: 'warn',
+    listeners: [{
+      listen: port,
+      master: { host: '127.0.0.1', port: masterPort },
+      slave: [{ host: '127.0.0.1', port: replicaPort }],
+      ...settings,
+    }],
+  };
+}
+
+/**
+ * Starts the redis-proxy of checkout `root` with config file `conf`, as process `name`
+ * logging to `logFile`, and waits (up to 20 s) until `port` answers PING. The launcher is
+ * run as users run it (its shebang carries the proxy's Node flags); a `proxyBin` script is
+ * run with node.
+ * @throws Error when dist/ is missing or the proxy does not answer (the process is stopped)
+ */
+export async function launchProxy({ name, root, conf, logFile, port, proxyBin = null }) {
+  const cli = path.join(root, 'dist', 'cli.js');
+  if (!proxyBin && !fs.existsSync(cli)) throw new Error(`${cli} not found (run \`npm run build\` first in ${root})`);
+  const [cmd, args] = proxyBin ? [process.execPath, [proxyBin, conf]] : [path.join(root, 'bin', 'redis-proxy'), [conf]];
+  const child = start(name, cmd, args, { logFile, cwd: root });
+  await waitUntil(`${name} on :${port}`, async () => (await command(port, ['PING'])) === 'PONG', { child, timeoutMs: 20000 })
+    .catch(async (e) => { await stop(child); throw e; });
+  return child;
+}
+
+/** A write through the target on `port` must be readable through it (after replication). */
+export async function sanityCheck(port, key = 'bench:sanity', timeoutMs = 3000) {
+  const value = `v${process.pid}-${Date.now()}`;
+  const set = await command(port, ['SET', key, value]);
+  if (set !== 'OK') throw new Error(`SET through :${port} answered ${JSON.stringify(set)}`);
+  await waitUntil(`GET through :${port} returns the value just written`,
+    async () => (await command(port, ['GET', key])) === value, { timeoutMs, intervalMs: 20 });
+}
