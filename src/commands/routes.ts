@@ -7,7 +7,7 @@
  * Sources: the command flags of https://redis.io/docs/latest/commands/command-info/ and
  * each command's page.
  */
-import { CMD_BLOCKING, CMD_READONLY, CMD_WRITE } from './flags.js';
+import { CMD_BLOCKING, CMD_MOVABLEKEYS, CMD_READONLY, CMD_WRITE } from './flags.js';
 
 // ---- routes ---------------------------------------------------------------------------
 
@@ -76,6 +76,17 @@ export const TRAIT_SCRIPT = 4;
  * and replication handshakes (ROUTE_REFUSED).
  */
 export const TRAIT_GUARDED = 8;
+
+/**
+ * What it touches is more than, or other than, the keys its table entry names: key
+ * positions that depend on the arguments (`movablekeys`), a script's undeclared keys,
+ * another database, or every key. Causal reads treat such a write as a barrier and such a
+ * read as reading everything (src/consistency/causal-reads.ts).
+ */
+export const TRAIT_KEYS_UNKNOWN = 16;
+
+/** Commands that touch more than the keys their table entry names. */
+const TOUCHES_MORE: ReadonlySet<string> = new Set(['move', 'copy', 'swapdb', 'flushdb', 'flushall', 'exec']);
 
 /** Commands that change the replication topology the proxy manages (refused unless `allowTopologyCommands`). */
 export const TOPOLOGY_COMMANDS: ReadonlySet<string> = new Set(['replicaof', 'slaveof', 'failover', 'shutdown']);
@@ -194,6 +205,7 @@ export function traitsOf(name: string, flags: number): number {
   if (CONNECTION_STATE.has(name)) traits |= TRAIT_CONNECTION_STATE;
   if (SCRIPTS_THAT_WRITE.has(name) || READ_ONLY_SCRIPTS.has(name)) traits |= TRAIT_SCRIPT | TRAIT_GUARDED;
   if (TOPOLOGY_COMMANDS.has(name) || SPECIAL_ROUTES.get(name) === ROUTE_REFUSED) traits |= TRAIT_GUARDED;
+  if (flags & CMD_MOVABLEKEYS || traits & TRAIT_SCRIPT || TOUCHES_MORE.has(name)) traits |= TRAIT_KEYS_UNKNOWN;
   return traits;
 }
 

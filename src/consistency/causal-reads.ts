@@ -15,7 +15,7 @@
  * The idea follows MaxScale's causal_reads: https://mariadb.com/kb/en/mariadb-maxscale-2308-readwritesplit/#causal_reads
  */
 import type { Node } from '../backend/node.js';
-import { CMD_MOVABLEKEYS, TRAIT_SCRIPT, type CommandInfo } from '../commands/index.js';
+import { TRAIT_KEYS_UNKNOWN, type CommandInfo } from '../commands/index.js';
 import type { CausalMode } from '../config/types.js';
 import type { RequestView } from '../protocol/request-parser.js';
 import type { Router } from '../routing/router.js';
@@ -28,18 +28,12 @@ export const KEYS_MANY = -2; // several keys: their buckets are in the scratch a
 export const KEYS_NONE = -3; // no keys: a read of the whole keyspace, a write of no particular key
 
 /**
- * Writes that touch more than the keys their table entry names (another database, every
- * key, a script's undeclared keys): barriers. Reads of this kind have no key entry.
- */
-const TOUCHES_MORE: ReadonlySet<string> = new Set(['move', 'copy', 'swapdb', 'flushdb', 'flushall', 'exec']);
-
-/**
  * The key buckets of a request, from its command's key positions
  * (https://redis.io/docs/latest/commands/command-info/): the bucket of its one key, or
  * KEYS_MANY with the buckets in `scratch`, or KEYS_NONE, or KEYS_UNKNOWN.
  */
 export function requestKeys(cmd: CommandInfo | undefined, req: RequestView, db: number, scratch: number[]): number {
-  if (cmd === undefined || cmd.flags & CMD_MOVABLEKEYS || cmd.traits & TRAIT_SCRIPT || TOUCHES_MORE.has(cmd.name)) return KEYS_UNKNOWN;
+  if (cmd === undefined || cmd.traits & TRAIT_KEYS_UNKNOWN) return KEYS_UNKNOWN;
   const first = cmd.firstKey;
   if (first <= 0 || first >= req.argc) return KEYS_NONE;
   const last = cmd.lastKey < 0 ? req.argc + cmd.lastKey : Math.min(cmd.lastKey, req.argc - 1);

@@ -10,11 +10,12 @@
  * whose applied offset (its own `ROLE`) has reached a sample's offset has applied every
  * write up to the sample's sequence number.
  *
- * The proxy polls only while reads need it: while some read found an acknowledged write
- * it must see that is not yet known to be on every replica in the rotation (a workload
- * that only writes, or reads keys nobody wrote lately, costs no polling). One `ROLE` per
- * node per round, rounds {@link MIN_POLL_MS} apart while they make progress and backing
- * off to the health-check interval when they do not (a replica that stays behind).
+ * The proxy polls only while some acknowledged write is not yet known to be on every
+ * replica in the read rotation: one `ROLE` per node per round, rounds {@link MIN_POLL_MS}
+ * apart while they make progress (or a read is waiting for them) and backing off to the
+ * health-check interval when they do not (a replica that stays behind). So once writes
+ * stop, the proxy knows within a round or two that the replicas have them, and reads go
+ * back to the replicas; with no writes there is no polling.
  * Source: https://redis.io/docs/latest/commands/role/
  */
 import type { Node } from '../backend/node.js';
@@ -60,15 +61,17 @@ export class ReplicationProgress {
     private readonly maxPollMs: number,
   ) {}
 
-  /** A write was acknowledged; returns its sequence number. */
+  /** A write was acknowledged; returns its sequence number. Starts polling if it is not running. */
   writeAcked(): number {
-    return ++this.acked;
+    const seq = ++this.acked;
+    if (!this.polling && !this.closed) void this.poll();
+    return seq;
   }
 
-  /** A read needs writes not yet known to be everywhere: polls until they are, or until reads stop asking. */
+  /** A read needs writes not yet known to be everywhere: polling goes on at full pace (no back-off). */
   want(): void {
     this.wanted = true;
-    if (!this.polling && !this.closed) void this.poll();
+    if (!this.polling && !this.closed && this.covered < this.acked) void this.poll();
   }
 
   /**
@@ -105,11 +108,11 @@ export class ReplicationProgress {
     this.polling = true;
     let pause = MIN_POLL_MS;
     try {
-      while (!this.closed && this.covered < this.acked && this.wanted) {
+      while (!this.closed && this.covered < this.acked) {
         const before = this.covered;
         this.wanted = false;
         await this.round();
-        pause = this.covered > before ? MIN_POLL_MS : Math.min(pause * 2, this.maxPollMs);
+        pause = this.covered > before || this.wanted ? MIN_POLL_MS : Math.min(pause * 2, this.maxPollMs);
         await new Promise((resolve) => setTimeout(resolve, pause));
       }
     } finally {

@@ -53,8 +53,8 @@ export class ReplySlot implements OwedReply {
   request: Buffer | null = null;
   requestStart = 0;
   requestEnd = 0;
-  requestDb = 0;
-  requestProtocol: 2 | 3 = 2;
+  /** The database and RESP version of the request, as `db * 4 + protocol`. */
+  requestFor = 2;
   /** For a write under causal reads `global`: its key's bucket, or a KEYS_* value (src/consistency/causal-reads.ts). */
   keys = -1;
   /** The buckets of a write's keys when it has several. */

@@ -51,7 +51,6 @@ import type { ListenerConfig } from '../config/types.js';
 import { LEASE_MONITOR, LEASE_PUBSUB, LEASE_TRACKING, LEASE_TX, LEASE_WATCH, type Lease } from '../backend/lease.js';
 import type { BackendFailure } from '../backend/link.js';
 import type { Node } from '../backend/node.js';
-import Denque from 'denque';
 import { BatchedOutput } from '../io/batched-output.js';
 import { coarseNow } from '../io/clock.js';
 import { aggregateElements } from '../protocol/reply-elements.js';
@@ -59,7 +58,9 @@ import { RequestParser, RequestView, type RequestHandler } from '../protocol/req
 import { encodeBulk, encodeCommand, encodeError, encodeInteger, encodeVerbatim } from '../protocol/resp.js';
 import type { Router } from '../routing/router.js';
 import type { DenyList } from '../server/deny-list.js';
-import { KEYS_MANY, KEYS_UNKNOWN, requestKeys, type CausalReads } from '../consistency/causal-reads.js';
+import type { CausalReads } from '../consistency/causal-reads.js';
+import { redirectArg, redirectTarget, unblockRequest, withClientId } from './client-ids.js';
+import { SessionWrites } from './session-writes.js';
 import { isBlockingCall, retryOnMaster, wantsProxySection } from './command-traits.js';
 import {
   failureText,
@@ -177,18 +178,8 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
   private isAuthenticated: boolean;
   /** EXEC's reply must be applied before the next request (the transaction changed connection state). */
   private awaitingExec = false;
-  /** Writes sent and not yet answered (with causal reads, reads go to the master meanwhile). */
-  private writesInFlight = 0;
-  /** Sequence number of the session's last acknowledged write (causal reads, mode `session`). */
-  private lastWriteSeq = 0;
-  /** Reused for the key buckets of a multi-key request. */
-  private readonly keyScratch: number[] = [];
-  /**
-   * Causal reads `global`: the key buckets of the session's writes in flight, in send
-   * order (a write with several keys has an entry per key; one whose keys are not known,
-   * KEYS_UNKNOWN). A read of other keys need not wait for them.
-   */
-  private pendingWriteKeys: Denque<number> | null = null;
+  /** The session's writes in flight and last acknowledged one, for causal reads. */
+  private readonly writes: SessionWrites;
   /** Node a SCAN-family iteration runs on (cursors are only valid there). */
   private scanNode: Node | null = null;
   /** Tracking state before the CLIENT TRACKING ON in flight (a refusal restores it). */
@@ -202,6 +193,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
   private phase = OPEN;
   private readingPaused = false;
   private pumpQueued = false;
+  private readonly lookupSession = (id: number): Session | undefined => this.ctx.sessionById(id);
   private readonly pump = (): void => {
     this.pumpQueued = false;
     if (this.phase !== OPEN) return;
@@ -217,6 +209,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     this.output = new BatchedOutput(socket);
     this.replies = new ReplyQueue(this, this.output, ctx.config.clientOutputLimit);
     this.channel = new MasterChannel(ctx.master, this);
+    this.writes = new SessionWrites(ctx.causal);
     this.isAuthenticated = !this.authRequired;
     this.parser.authRequired = this.authRequired;
     socket.setNoDelay(true);
@@ -317,7 +310,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
       case ROUTE_MASTER:
         return this.sendToMaster(req, (cmd.traits & TRAIT_WRITE ? SLOT_WRITE : 0) | (cmd.traits & TRAIT_SCRIPT ? SLOT_PATIENT : 0), cmd);
       case ROUTE_READ:
-        return this.sendRead(req, this.channel.lease === null ? this.readNode(cmd, req) : this.ctx.master);
+        return this.sendRead(req, this.channel.lease === null ? this.writes.readNode(cmd, req, this.db, this.ctx.router) : this.ctx.master);
       case ROUTE_LOCAL:
         LOCAL_COMMANDS.get(cmd.name)!(this, req);
         return true;
@@ -328,7 +321,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
       case ROUTE_XREAD:
         if (isBlockingCall(cmd, req)) return this.sendDedicated(req, 0, 0, cmd.traits & TRAIT_WRITE ? SLOT_WRITE : 0, cmd);
         if (cmd.traits & TRAIT_WRITE) return this.sendToMaster(req, SLOT_WRITE, cmd);
-        return this.sendRead(req, this.channel.lease === null ? this.readNode(cmd, req) : this.ctx.master);
+        return this.sendRead(req, this.channel.lease === null ? this.writes.readNode(cmd, req, this.db, this.ctx.router) : this.ctx.master);
       case ROUTE_SUBSCRIBE:
         return this.startStream(req, STATE_PUBSUB, LEASE_PUBSUB);
       case ROUTE_MONITOR:
@@ -453,11 +446,11 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
       const rewritten = this.trackingRequest(req);
       if (rewritten === false) return false;
       if (rewritten === null) return true;
-      tx.queueTracking(req.argIs(2, 'on'), this.redirectTarget(req));
+      tx.queueTracking(req.argIs(2, 'on'), redirectTarget(req));
       lease.markStateUnknown();
       bytes = rewritten;
     } else if (cmd !== undefined && cmd.route === ROUTE_UNBLOCK) {
-      bytes = this.unblockRequest(req) ?? bytes;
+      bytes = unblockRequest(req, this.lookupSession) ?? bytes;
     } else if (cmd !== undefined && cmd.traits & TRAIT_CONNECTION_STATE) {
       if (cmd.route === ROUTE_SUBSCRIBE) tx.subscribes = true;
       lease.markStateUnknown();
@@ -592,13 +585,13 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
         return true;
       }
       if (cmd.route === ROUTE_UNBLOCK) {
-        bytes = this.unblockRequest(req) ?? bytes;
+        bytes = unblockRequest(req, this.lookupSession) ?? bytes;
       } else if (cmd.route === ROUTE_TRACKING && req.argc >= 3) {
         const rewritten = this.trackingRequest(req);
         if (rewritten === false) return false;
         if (rewritten === null) return true;
         bytes = rewritten;
-        this.transactionTracking(req.argIs(2, 'on'), this.redirectTarget(req));
+        this.transactionTracking(req.argIs(2, 'on'), redirectTarget(req));
       }
     }
     if (this.skipNextReply) {
@@ -685,7 +678,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
   /** EXEC of a transaction with SUBSCRIBE: apply its effects, write it, count its confirmations. */
   private streamExecReplied(stream: Stream, buf: Buffer, start: number, end: number): void {
     // It may have written: a barrier for causal reads, from its reply on.
-    if (this.ctx.causal.mode !== 'none') this.lastWriteSeq = this.ctx.causal.writeAcked(KEYS_UNKNOWN, null);
+    this.writes.barrierAnswered();
     const rewritten = this.tx.execReplied(this, buf, start, stream.dropReplies);
     if (rewritten !== null) this.streamOut(rewritten, 0, rewritten.length);
     else if (!stream.dropReplies) this.streamOut(buf, start, end);
@@ -808,7 +801,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
   private sendRequestToMaster(req: RequestView, flags: number, cmd: CommandInfo | undefined): boolean {
     const slot = this.channel.send(req.buf, req.start, req.end, flags);
     if (slot === null) return false;
-    if (flags & SLOT_WRITE) this.writeSent(slot, cmd, req);
+    if (flags & SLOT_WRITE) this.writes.sent(slot, cmd, req, this.db);
     return true;
   }
 
@@ -816,37 +809,8 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
   private sendBytesToMaster(buf: Buffer, start: number, end: number, flags: number): boolean {
     const slot = this.channel.send(buf, start, end, flags);
     if (slot === null) return false;
-    if (flags & SLOT_WRITE) this.writeSent(slot, undefined, null);
+    if (flags & SLOT_WRITE) this.writes.sent(slot, undefined, null, this.db);
     return true;
-  }
-
-  /** A write was sent: with causal reads it counts as in flight, and (mode `global`) its keys go with its slot. */
-  private writeSent(slot: ReplySlot, cmd: CommandInfo | undefined, req: RequestView | null): void {
-    const causal = this.ctx.causal;
-    if (causal.mode === 'none') return;
-    this.writesInFlight++;
-    if (causal.mode !== 'global') return;
-    const keys = req === null ? KEYS_UNKNOWN : requestKeys(cmd, req, this.db, this.keyScratch);
-    const pending = (this.pendingWriteKeys ??= new Denque<number>());
-    slot.keys = keys;
-    if (keys === KEYS_MANY) {
-      slot.manyKeys = this.keyScratch.slice();
-      for (const b of slot.manyKeys) pending.push(b);
-    } else {
-      pending.push(keys >= 0 ? keys : KEYS_UNKNOWN);
-    }
-  }
-
-  /** True when a write of the session still in flight may touch what a read of `keys` (with `keyScratch`) reads. */
-  private pendingWriteTouches(keys: number): boolean {
-    const pending = this.pendingWriteKeys;
-    if (pending === null || keys < 0 && keys !== KEYS_MANY) return true;
-    for (let i = 0; i < pending.length; i++) {
-      const b = pending.peekAt(i)!;
-      if (b === KEYS_UNKNOWN || b === keys) return true;
-      if (keys === KEYS_MANY && this.keyScratch.includes(b)) return true;
-    }
-    return false;
   }
 
   /**
@@ -888,7 +852,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     if (bytes === null) return true;
     const lease = this.leaseFor();
     if (typeof lease === 'number') return lease === LEASE_FAILED;
-    const redirect = this.redirectTarget(req);
+    const redirect = redirectTarget(req);
     if (!this.sendBytesToMaster(bytes, 0, bytes.length, SLOT_TRACKING)) return false;
     this.trackingBefore = this.state & STATE_TRACKING ? this.trackingRedirect : -1;
     this.state |= STATE_TRACKING;
@@ -903,36 +867,26 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
    *   null when the request was answered with an error
    */
   private trackingRequest(req: RequestView): Buffer | false | null {
-    for (let i = 3; i < req.argc - 1; i++) {
-      if (!req.argIs(i, 'redirect')) continue;
-      const target = this.ctx.sessionById(parseRedisInteger(req.argString(i + 1)));
-      if (target === undefined) {
-        this.replyError(NO_REDIRECT_TARGET);
-        return null;
-      }
-      const clientId = target.leaseClientId;
-      if (clientId < 0) {
-        if (this.redirectAsked === target && !target.channel.acquiringLease) {
-          this.redirectAsked = null;
-          this.replyError(noConnectionText(this.ctx.master.label, 'the REDIRECT target could not lease a connection'));
-          return null;
-        }
-        this.redirectAsked = target;
-        target.leaseForRedirect(this);
-        return false;
-      }
-      this.redirectAsked = null;
-      const args = req.args();
-      args[i + 1] = Buffer.from(String(clientId));
-      return encodeCommand(args);
+    const arg = redirectArg(req);
+    if (arg < 0) return req.raw();
+    const target = this.ctx.sessionById(parseRedisInteger(req.argString(arg)));
+    if (target === undefined) {
+      this.replyError(NO_REDIRECT_TARGET);
+      return null;
     }
-    return req.raw();
-  }
-
-  /** The session id CLIENT TRACKING REDIRECT names, or 0. */
-  private redirectTarget(req: RequestView): number {
-    for (let i = 3; i < req.argc - 1; i++) if (req.argIs(i, 'redirect')) return parseRedisInteger(req.argString(i + 1));
-    return 0;
+    const clientId = target.leaseClientId;
+    if (clientId >= 0) {
+      this.redirectAsked = null;
+      return withClientId(req, arg, clientId);
+    }
+    if (this.redirectAsked === target && !target.channel.acquiringLease) {
+      this.redirectAsked = null;
+      this.replyError(noConnectionText(this.ctx.master.label, 'the REDIRECT target could not lease a connection'));
+      return null;
+    }
+    this.redirectAsked = target;
+    target.leaseForRedirect(this);
+    return false;
   }
 
   /**
@@ -944,22 +898,6 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     this.state |= STATE_REDIRECT_TARGET;
     if (!this.redirectWaiters.includes(waiter)) this.redirectWaiters.push(waiter);
     this.channel.acquire(true);
-  }
-
-  /**
-   * CLIENT UNBLOCK names a session: its id becomes the node's id of that session's
-   * lease (where its blocking command waits). Null when it names no session with a lease,
-   * which Redis would answer with 0 for a client that is not blocked.
-   */
-  private unblockRequest(req: RequestView): Buffer | null {
-    const id = req.argc === 3 || req.argc === 4 ? parseRedisInteger(req.argString(2)) : NaN;
-    // Malformed: sent as it is for Redis's own error (no id is looked up then).
-    if (Number.isNaN(id)) return null;
-    const target = this.ctx.sessionById(id);
-    const args = req.args();
-    // A client id no session has: one no connection of the node has either.
-    args[2] = Buffer.from(String(target !== undefined && target.leaseClientId >= 0 ? target.leaseClientId : 0));
-    return encodeCommand(args);
   }
 
   /** CLIENT UNBLOCK <session id> [TIMEOUT | ERROR]: sent with the id translated, never as given. */
@@ -974,25 +912,8 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
       this.reply(encodeInteger(0));
       return true;
     }
-    const bytes = this.unblockRequest(req)!;
+    const bytes = unblockRequest(req, this.lookupSession)!;
     return this.sendBytesToMaster(bytes, 0, bytes.length, 0);
-  }
-
-  /**
-   * The node for a read: one that has every write the read must see (causal reads, see
-   * src/consistency/causal-reads.ts), as the read policy allows. Null: policy `replica`
-   * and none healthy.
-   */
-  private readNode(cmd: CommandInfo, req: RequestView): Node | null {
-    const { router, causal } = this.ctx;
-    if (causal.mode === 'none') return router.readNode();
-    if (causal.mode === 'session') {
-      // The session's own writes in flight: only the master is sure to have them once they run.
-      return this.writesInFlight > 0 ? this.ctx.master : causal.readNode(router, this.lastWriteSeq);
-    }
-    const keys = requestKeys(cmd, req, this.db, this.keyScratch);
-    if (this.writesInFlight > 0 && this.pendingWriteTouches(keys)) return this.ctx.master;
-    return causal.readNode(router, causal.readNeeds(keys, this.keyScratch));
   }
 
   /**
@@ -1003,7 +924,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     if (this.channel.lease !== null) return this.sendToMaster(req, 0);
     const cursor = cmd.name === 'scan' ? 1 : 2;
     const fresh = req.argc <= cursor || req.argIs(cursor, '0');
-    if (fresh || this.scanNode === null || !this.scanNode.reachable) this.scanNode = this.readNode(cmd, req);
+    if (fresh || this.scanNode === null || !this.scanNode.reachable) this.scanNode = this.writes.readNode(cmd, req, this.db, this.ctx.router);
     return this.sendRead(req, this.scanNode);
   }
 
@@ -1033,8 +954,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     slot.request = req.buf;
     slot.requestStart = req.start;
     slot.requestEnd = req.end;
-    slot.requestDb = this.db;
-    slot.requestProtocol = this.protocol;
+    slot.requestFor = this.db * 4 + this.protocol;
     return true;
   }
 
@@ -1057,7 +977,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
       }
     }
     if (flags & SLOT_MASTER) this.channel.replied();
-    if (flags & SLOT_WRITE && this.ctx.causal.mode !== 'none') this.writeReplied(slot);
+    if (flags & SLOT_WRITE) this.writes.answered(slot);
     if (this.phase === CLOSED) return;
     if (flags & SLOT_READ && buf[start] === 0x2d && slot.node !== this.ctx.master && retryOnMaster(buf, start)) {
       // LOADING, MASTERDOWN, READONLY, NOSCRIPT from a replica: the master answers instead.
@@ -1080,7 +1000,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     }
     if (flags & SLOT_MASTER) this.channel.replied();
     // A write whose connection failed may have run: it counts as acknowledged.
-    if (flags & SLOT_WRITE && this.ctx.causal.mode !== 'none') this.writeReplied(slot);
+    if (flags & SLOT_WRITE) this.writes.answered(slot);
     if (this.phase === CLOSED) return;
     if (flags & SLOT_READ && !(flags & SLOT_RETRIED) && slot.request !== null) {
       const other = this.ctx.router.readNode(slot.node);
@@ -1098,7 +1018,8 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
   private resend(slot: ReplySlot, node: Node): void {
     slot.flags = (slot.flags | SLOT_RETRIED) & ~(SLOT_MASTER | SLOT_WRITE);
     slot.node = node;
-    node.sharedLink(slot.requestDb, slot.requestProtocol).send(slot, slot.request!, slot.requestStart, slot.requestEnd);
+    const requestFor = slot.requestFor;
+    node.sharedLink(requestFor >> 2, (requestFor & 3) as 2 | 3).send(slot, slot.request!, slot.requestStart, slot.requestEnd);
   }
 
   /** Redis refused CLIENT TRACKING ON: back to the tracking state before it. */
@@ -1117,16 +1038,6 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
   }
 
   /** A write has been executed: reads may use replicas once a master offset taken after now is known. */
-  private writeReplied(slot: ReplySlot): void {
-    this.writesInFlight--;
-    const pending = this.pendingWriteKeys;
-    if (pending !== null) {
-      if (slot.manyKeys !== null) pending.splice(0, slot.manyKeys.length);
-      else pending.shift();
-    }
-    this.lastWriteSeq = this.ctx.causal.writeAcked(slot.keys, slot.manyKeys);
-  }
-
   // ---- reply slots and output ----------------------------------------------------------
 
   /** The reply slot of the request being dispatched (silent under CLIENT REPLY OFF or SKIP). */

@@ -1,0 +1,93 @@
+/**
+ * A session's side of causal reads (src/consistency/causal-reads.ts): its writes in flight
+ * and their keys, its last acknowledged write, and the node its next read may go to.
+ */
+import Denque from 'denque';
+import type { Node } from '../backend/node.js';
+import type { CommandInfo } from '../commands/index.js';
+import { KEYS_MANY, KEYS_UNKNOWN, requestKeys, type CausalReads } from '../consistency/causal-reads.js';
+import type { RequestView } from '../protocol/request-parser.js';
+import type { Router } from '../routing/router.js';
+import type { ReplySlot } from './reply-slot.js';
+
+export class SessionWrites {
+  /** Writes sent and not yet answered. */
+  private inFlight = 0;
+  /** Sequence number of the session's last acknowledged write (mode `session`). */
+  private lastSeq = 0;
+  /** Reused for the key buckets of a multi-key request. */
+  private readonly scratch: number[] = [];
+  /**
+   * Mode `global`: the key buckets of the writes in flight, in send order (a write with
+   * several keys has an entry per key; one whose keys are not known, KEYS_UNKNOWN). A
+   * read of other keys need not wait for them.
+   */
+  private pending: Denque<number> | null = null;
+
+  constructor(private readonly causal: CausalReads) {}
+
+  /**
+   * A write was sent with `slot` (the request, and its command when known, for its keys
+   * in database `db`; `req` null for bytes the proxy made, such as EXEC's stand-ins).
+   */
+  sent(slot: ReplySlot, cmd: CommandInfo | undefined, req: RequestView | null, db: number): void {
+    const causal = this.causal;
+    if (causal.mode === 'none') return;
+    this.inFlight++;
+    if (causal.mode !== 'global') return;
+    const keys = req === null ? KEYS_UNKNOWN : requestKeys(cmd, req, db, this.scratch);
+    const pending = (this.pending ??= new Denque<number>());
+    slot.keys = keys;
+    if (keys === KEYS_MANY) {
+      slot.manyKeys = this.scratch.slice();
+      for (const b of slot.manyKeys) pending.push(b);
+    } else {
+      pending.push(keys >= 0 ? keys : KEYS_UNKNOWN);
+    }
+  }
+
+  /** The reply (or failure: it may have run) of a write sent with `slot` arrived. Replies come in send order. */
+  answered(slot: ReplySlot): void {
+    if (this.causal.mode === 'none') return;
+    this.inFlight--;
+    const pending = this.pending;
+    if (pending !== null) {
+      if (slot.manyKeys !== null) pending.splice(0, slot.manyKeys.length);
+      else pending.shift();
+    }
+    this.lastSeq = this.causal.writeAcked(slot.keys, slot.manyKeys);
+  }
+
+  /** A write the proxy could not follow by its slot (EXEC of a transaction that turned into a stream) was answered. */
+  barrierAnswered(): void {
+    if (this.causal.mode !== 'none') this.lastSeq = this.causal.writeAcked(KEYS_UNKNOWN, null);
+  }
+
+  /**
+   * The node for a read of `req` (command `cmd`, database `db`): one that has every write
+   * the read must see, as the read policy allows. Null: policy `replica` and none healthy.
+   */
+  readNode(cmd: CommandInfo, req: RequestView, db: number, router: Router): Node | null {
+    const causal = this.causal;
+    if (causal.mode === 'none') return router.readNode();
+    if (causal.mode === 'session') {
+      // Its own writes in flight: only the master is sure to have them once they run.
+      return this.inFlight > 0 ? router.master : causal.readNode(router, this.lastSeq);
+    }
+    const keys = requestKeys(cmd, req, db, this.scratch);
+    if (this.inFlight > 0 && this.pendingTouches(keys)) return router.master;
+    return causal.readNode(router, causal.readNeeds(keys, this.scratch));
+  }
+
+  /** True when a write in flight may touch what a read of `keys` (with `scratch`) reads. */
+  private pendingTouches(keys: number): boolean {
+    const pending = this.pending;
+    if (pending === null || (keys < 0 && keys !== KEYS_MANY)) return true;
+    for (let i = 0; i < pending.length; i++) {
+      const b = pending.peekAt(i)!;
+      if (b === KEYS_UNKNOWN || b === keys) return true;
+      if (keys === KEYS_MANY && this.scratch.includes(b)) return true;
+    }
+    return false;
+  }
+}
