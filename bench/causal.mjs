@@ -27,7 +27,7 @@ import {
   clockTicks, processTree, cpuTicks, machineBusyTicks, harnessTicks,
 } from './lib/procs.mjs';
 import { mdTable, fmtInt, median } from './lib/report.mjs';
-import { startRedis, proxyConfig, launchProxy, sanityCheck, tail } from './lib/setup.mjs';
+import { startRedis, proxyConfig, launchProxy, sanityCheck, tail, runScope, otherCpuMeter } from './lib/setup.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ALL_MODES = ['none', 'session', 'global', 'ryw'];
@@ -611,33 +611,17 @@ async function main() {
   const startedAt = new Date();
   const machineAtStart = machine();
   const loadAtStart = os.loadavg().map((x) => x.toFixed(2)).join(' ');
-  const busyAtStart = machineBusyTicks();
-  const oursAtStart = harnessTicks();
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'redis-proxy-causal-'));
+  const otherCpuSinceStart = otherCpuMeter();
+  const { tmp, cleanup } = runScope('redis-proxy-causal-', log);
   const results = [];
 
-  let cleaned = null;
-  const cleanup = () => (cleaned ??= (async () => {
-    await stopAll();
-    fs.rmSync(tmp, { recursive: true, force: true });
-  })());
-  process.on('exit', () => { killAllSync(); fs.rmSync(tmp, { recursive: true, force: true }); });
-  for (const sig of ['SIGINT', 'SIGTERM']) {
-    process.once(sig, async () => {
-      log(`\n${sig}: stopping everything the harness started`);
-      await cleanup();
-      process.exit(130);
-    });
-  }
 
   let otherCpu = null;
   try {
     log(`temp dir ${tmp}`);
     for (const mode of opts.modes) results.push(await runMode(mode, tmp, opts));
   } finally {
-    const seconds = (Date.now() - startedAt.getTime()) / 1000;
-    const other = (machineBusyTicks() - busyAtStart) - (harnessTicks() - oursAtStart);
-    otherCpu = Math.max(0, other / CLK_TCK / seconds / os.availableParallelism() * 100);
+    otherCpu = otherCpuSinceStart();
     await cleanup();
   }
 

@@ -23,7 +23,7 @@ import {
   start, stop, stopAll, killAllSync, freePort, waitUntil, sleep, run, versionOf,
   clockTicks, processTree, cpuTicks, rssBytes, rssSampler, machineBusyTicks, harnessTicks,
 } from './lib/procs.mjs';
-import { startRedis, proxyConfig, launchProxy, sanityCheck, tail } from './lib/setup.mjs';
+import { startRedis, proxyConfig, launchProxy, sanityCheck, tail, runScope, otherCpuMeter } from './lib/setup.mjs';
 import { summarise, verdict, table, comparison, comparisonTable, markdown, fmtInt } from './lib/report.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -292,29 +292,15 @@ async function main() {
   const startedAt = new Date();
   const loadAtStart = loadAverage();
   const machineAtStart = machine(opts.baseline); // before the proxies start: the builds and commits they run
-  const busyAtStart = machineBusyTicks();
-  const oursAtStart = harnessTicks();
+  const otherCpuSinceStart = otherCpuMeter();
   let otherCpu = null;
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'redis-proxy-bench-'));
+  const { tmp, cleanup } = runScope('redis-proxy-bench-', log);
   const notes = [];
   const runs = [];
   const idle = {};
   const env = { targets: {} };
   let settingsExtra = {};
 
-  let cleaned = null;
-  const cleanup = () => (cleaned ??= (async () => {
-    await stopAll();
-    fs.rmSync(tmp, { recursive: true, force: true });
-  })());
-  process.on('exit', () => { killAllSync(); fs.rmSync(tmp, { recursive: true, force: true }); });
-  for (const sig of ['SIGINT', 'SIGTERM']) {
-    process.once(sig, async () => {
-      log(`\n${sig}: stopping everything the harness started`);
-      await cleanup();
-      process.exit(130);
-    });
-  }
 
   try {
     env.masterPort = await freePort();
@@ -420,9 +406,7 @@ async function main() {
       if (proxyLog && env.targets[name]?.port) notes.push(`${name} wrote to its log (last lines):\n\n  \`\`\`\n${proxyLog.replace(/^/gm, '  ')}\n  \`\`\``);
     }
     // Measured before stopping, while the live children's CPU can still be read.
-    const seconds = (Date.now() - startedAt.getTime()) / 1000;
-    const other = (machineBusyTicks() - busyAtStart) - (harnessTicks() - oursAtStart);
-    otherCpu = Math.max(0, other / CLK_TCK / seconds / os.availableParallelism() * 100);
+    otherCpu = otherCpuSinceStart();
     log('stopping everything');
     await cleanup();
   }

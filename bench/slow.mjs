@@ -37,7 +37,7 @@ import {
   clockTicks, machineBusyTicks, harnessTicks,
 } from './lib/procs.mjs';
 import { mdTable, fmtInt } from './lib/report.mjs';
-import { startRedis, proxyConfig, launchProxy, sanityCheck, tail } from './lib/setup.mjs';
+import { startRedis, proxyConfig, launchProxy, sanityCheck, tail, runScope, otherCpuMeter } from './lib/setup.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SCENARIOS = ['busy-script', 'slow-command', 'half-dead-replica'];
@@ -808,24 +808,10 @@ async function main() {
   const startedAt = new Date();
   const machineAtStart = machine();
   const loadAtStart = os.loadavg().map((x) => x.toFixed(2)).join(' ');
-  const busyAtStart = machineBusyTicks();
-  const oursAtStart = harnessTicks();
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'redis-proxy-slow-'));
+  const otherCpuSinceStart = otherCpuMeter();
+  const { tmp, cleanup } = runScope('redis-proxy-slow-', log);
   const results = [];
 
-  let cleaned = null;
-  const cleanup = () => (cleaned ??= (async () => {
-    await stopAll();
-    fs.rmSync(tmp, { recursive: true, force: true });
-  })());
-  process.on('exit', () => { killAllSync(); fs.rmSync(tmp, { recursive: true, force: true }); });
-  for (const sig of ['SIGINT', 'SIGTERM']) {
-    process.once(sig, async () => {
-      log(`\n${sig}: stopping everything the harness started`);
-      await cleanup();
-      process.exit(130);
-    });
-  }
 
   let otherCpu = null;
   try {
@@ -835,9 +821,7 @@ async function main() {
       results.push(await RUNNERS[s](tmp, opts));
     }
   } finally {
-    const seconds = (Date.now() - startedAt.getTime()) / 1000;
-    const other = (machineBusyTicks() - busyAtStart) - (harnessTicks() - oursAtStart);
-    otherCpu = Math.max(0, other / CLK_TCK / seconds / os.availableParallelism() * 100);
+    otherCpu = otherCpuSinceStart();
     await cleanup();
   }
 

@@ -1,11 +1,14 @@
-// Starting what the benchmarks measure: Redis servers, the proxy under test (launched as
-// users launch it), and the check that a write through a target can be read back.
+// What every benchmark harness needs around its measurements: Redis servers, the proxy
+// under test (launched as users launch it), the check that a write through a target can
+// be read back, a temporary directory cleaned up whatever happens, and the share of CPU
+// other processes took meanwhile.
 
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 import { command } from './resp.mjs';
-import { start, stop, waitUntil } from './procs.mjs';
+import { start, stop, stopAll, killAllSync, waitUntil, clockTicks, machineBusyTicks, harnessTicks } from './procs.mjs';
 
 /** The last `lines` lines of a log file ('' when it cannot be read). */
 export function tail(file, lines = 15) {
@@ -61,4 +64,44 @@ export async function sanityCheck(port, key = 'bench:sanity', timeoutMs = 3000) 
   if (set !== 'OK') throw new Error(`SET through :${port} answered ${JSON.stringify(set)}`);
   await waitUntil(`GET through :${port} returns the value just written`,
     async () => (await command(port, ['GET', key])) === value, { timeoutMs, intervalMs: 20 });
+}
+
+/**
+ * A harness run's temporary directory, removed together with every process the harness
+ * started when the run ends (`cleanup()`), when the harness exits, or on SIGINT/SIGTERM
+ * (exit status 130). `log` writes a line to the operator.
+ */
+export function runScope(prefix, log) {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  let cleaned = null;
+  const cleanup = () => (cleaned ??= (async () => {
+    await stopAll();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  })());
+  process.on('exit', () => { killAllSync(); fs.rmSync(tmp, { recursive: true, force: true }); });
+  for (const sig of ['SIGINT', 'SIGTERM']) {
+    process.once(sig, async () => {
+      log(`\n${sig}: stopping everything the harness started`);
+      await cleanup();
+      process.exit(130);
+    });
+  }
+  return { tmp, cleanup };
+}
+
+/**
+ * Starts measuring the CPU that processes the harness did not start use; the returned
+ * function gives their share (percent of all cores) since then. The higher, the noisier
+ * a run's numbers.
+ */
+export function otherCpuMeter() {
+  const startedAt = Date.now();
+  const busy = machineBusyTicks();
+  const ours = harnessTicks();
+  const tck = clockTicks();
+  return () => {
+    const seconds = (Date.now() - startedAt) / 1000;
+    const other = (machineBusyTicks() - busy) - (harnessTicks() - ours);
+    return Math.max(0, other / tck / seconds / os.availableParallelism() * 100);
+  };
 }
