@@ -23,7 +23,7 @@ import {
   start, stop, stopAll, killAllSync, freePort, waitUntil, sleep, run, versionOf,
   clockTicks, processTree, cpuTicks, rssBytes, rssSampler, machineBusyTicks, harnessTicks,
 } from './lib/procs.mjs';
-import { startRedis, proxyConfig, launchProxy, sanityCheck, tail, runScope, otherCpuMeter } from './lib/setup.mjs';
+import { startRedis, proxyConfig, launchProxy, sanityCheck, tail, runScope, otherCpuMeter, build, machineInfo } from './lib/setup.mjs';
 import { summarise, verdict, table, comparison, comparisonTable, markdown, fmtInt } from './lib/report.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -250,30 +250,15 @@ async function idleRss(t, n) {
 
 // ---- the run ---------------------------------------------------------------------
 
-/** Commit (flagging uncommitted src/ changes) and dist/cli.js build time of a checkout. */
-function build(root) {
-  const tryExec = (cmd, args) => { try { return execFileSync(cmd, args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim(); } catch { return null; } };
-  const cli = path.join(root, 'dist', 'cli.js');
-  return {
-    commit: `${tryExec('git', ['-C', root, 'rev-parse', '--short', 'HEAD']) ?? '?'}${tryExec('git', ['-C', root, 'status', '--porcelain', '--', 'src']) ? ' (src has uncommitted changes)' : ''}`,
-    built: fs.existsSync(cli) ? fs.statSync(cli).mtime.toISOString() : 'missing',
-  };
-}
-
 function machine(baseline) {
-  const own = build(ROOT);
+  const { 'redis-proxy commit': commit, 'dist/cli.js built': built, ...host } = machineInfo(ROOT);
   const base = baseline ? build(baseline) : null;
   return {
-    nproc: os.availableParallelism(),
-    cpu: os.cpus()[0]?.model ?? '?',
-    memory: `${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB`,
-    kernel: `${os.type()} ${os.release()}`,
-    node: process.version,
-    redis: versionOf('redis-server', ['--version']).replace(/^Redis server v=(\S+).*$/, '$1'),
+    ...host,
     'redis-benchmark': versionOf('redis-benchmark', ['--version']),
     nutcracker: versionOf('nutcracker', ['--version']).replace(/^This is /, ''),
-    'redis-proxy commit': own.commit,
-    'dist/cli.js built': own.built,
+    'redis-proxy commit': commit,
+    'dist/cli.js built': built,
     ...(base ? {
       'baseline checkout': baseline,
       'baseline commit': base.commit,

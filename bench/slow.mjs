@@ -37,7 +37,7 @@ import {
   clockTicks, machineBusyTicks, harnessTicks,
 } from './lib/procs.mjs';
 import { mdTable, fmtInt } from './lib/report.mjs';
-import { startRedis, proxyConfig, launchProxy, sanityCheck, tail, runScope, otherCpuMeter } from './lib/setup.mjs';
+import { startRedis, proxyConfig, launchProxy, sanityCheck, tail, runScope, otherCpuMeter, machineInfo } from './lib/setup.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SCENARIOS = ['busy-script', 'slow-command', 'half-dead-replica'];
@@ -787,18 +787,7 @@ function markdown(report) {
 // ---- the run ---------------------------------------------------------------------------
 
 function machine() {
-  const tryExec = (cmd, args) => { try { return execFileSync(cmd, args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim(); } catch { return null; } };
-  const cli = path.join(ROOT, 'dist', 'cli.js');
-  return {
-    nproc: os.availableParallelism(),
-    cpu: os.cpus()[0]?.model ?? '?',
-    memory: `${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB`,
-    kernel: `${os.type()} ${os.release()}`,
-    node: process.version,
-    redis: versionOf('redis-server', ['--version']).replace(/^Redis server v=(\S+).*$/, '$1'),
-    'redis-proxy commit': `${tryExec('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']) ?? '?'}${tryExec('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src']) ? ' (src has uncommitted changes)' : ''}`,
-    'dist/cli.js built': fs.existsSync(cli) ? fs.statSync(cli).mtime.toISOString() : 'missing',
-  };
+  return machineInfo(ROOT);
 }
 
 const RUNNERS = { 'busy-script': busyScript, 'slow-command': slowCommand, 'half-dead-replica': halfDead };

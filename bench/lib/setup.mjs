@@ -8,7 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { command } from './resp.mjs';
-import { start, stop, stopAll, killAllSync, waitUntil, clockTicks, machineBusyTicks, harnessTicks } from './procs.mjs';
+import { execFileSync } from 'node:child_process';
+
+import { start, stop, stopAll, killAllSync, waitUntil, clockTicks, machineBusyTicks, harnessTicks, versionOf } from './procs.mjs';
 
 /** The last `lines` lines of a log file ('' when it cannot be read). */
 export function tail(file, lines = 15) {
@@ -103,5 +105,30 @@ export function otherCpuMeter() {
     const seconds = (Date.now() - startedAt) / 1000;
     const other = (machineBusyTicks() - busy) - (harnessTicks() - ours);
     return Math.max(0, other / tck / seconds / os.availableParallelism() * 100);
+  };
+}
+
+/** Commit (flagging uncommitted src/ changes) and dist/cli.js build time of the checkout `root`. */
+export function build(root) {
+  const tryExec = (cmd, args) => { try { return execFileSync(cmd, args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim(); } catch { return null; } };
+  const cli = path.join(root, 'dist', 'cli.js');
+  return {
+    commit: `${tryExec('git', ['-C', root, 'rev-parse', '--short', 'HEAD']) ?? '?'}${tryExec('git', ['-C', root, 'status', '--porcelain', '--', 'src']) ? ' (src has uncommitted changes)' : ''}`,
+    built: fs.existsSync(cli) ? fs.statSync(cli).mtime.toISOString() : 'missing',
+  };
+}
+
+/** The machine and the build a report describes: cores, CPU, memory, kernel, Node, Redis, the checkout `root`'s commit and build time. */
+export function machineInfo(root) {
+  const own = build(root);
+  return {
+    nproc: os.availableParallelism(),
+    cpu: os.cpus()[0]?.model ?? '?',
+    memory: `${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB`,
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    redis: versionOf('redis-server', ['--version']).replace(/^Redis server v=(\S+).*$/, '$1'),
+    'redis-proxy commit': own.commit,
+    'dist/cli.js built': own.built,
   };
 }
