@@ -27,7 +27,7 @@ import {
   clockTicks, processTree, cpuTicks, machineBusyTicks, harnessTicks,
 } from './lib/procs.mjs';
 import { mdTable, fmtInt, median } from './lib/report.mjs';
-import { startRedis, proxyConfig, launchProxy, sanityCheck, tail, runScope, otherCpuMeter, machineInfo } from './lib/setup.mjs';
+import { startRedis, proxyConfig, launchProxy, sanityCheck, tail, runScope, otherCpuMeter, machineInfo, writeReport } from './lib/setup.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ALL_MODES = ['none', 'session', 'global', 'ryw'];
@@ -644,12 +644,7 @@ async function main() {
     notes,
   };
   const md = markdown(report);
-  fs.mkdirSync(opts.out, { recursive: true });
-  const stamp = report.startedAt.replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
-  fs.writeFileSync(path.join(opts.out, `causal-${stamp}.md`), md);
-  fs.writeFileSync(path.join(opts.out, 'causal-latest.md'), md);
-  fs.mkdirSync(path.dirname(opts.json), { recursive: true });
-  fs.writeFileSync(opts.json, `${JSON.stringify(report, null, 2)}\n`);
+  const dated = writeReport({ out: opts.out, json: opts.json, prefix: 'causal-' }, report, md);
 
   for (const res of results) {
     process.stdout.write(`\nMode ${modeLabel(res)}${res.replicationDelayMs != null ? ` (replica lag ${fmt(res.replicationDelayMs, 1)} ms)` : ''}:\n`);
@@ -658,7 +653,7 @@ async function main() {
   }
   const cmp = comparisonTable(results, opts.workloads);
   if (cmp && results.filter((r) => r.workloads.length).length > 1) process.stdout.write(`\nComparison across modes:\n${cmp}\n`);
-  process.stdout.write(`\nwrote ${path.relative(process.cwd(), path.join(opts.out, `causal-${stamp}.md`))}, causal-latest.md, ${path.relative(process.cwd(), opts.json)}\n`);
+  process.stdout.write(`\nwrote ${path.relative(process.cwd(), dated)}, causal-latest.md, ${path.relative(process.cwd(), opts.json)}\n`);
 }
 
 main().catch((e) => {

@@ -23,7 +23,7 @@ import {
   start, stop, stopAll, killAllSync, freePort, waitUntil, sleep, run, versionOf,
   clockTicks, processTree, cpuTicks, rssBytes, rssSampler, machineBusyTicks, harnessTicks,
 } from './lib/procs.mjs';
-import { startRedis, proxyConfig, launchProxy, sanityCheck, tail, runScope, otherCpuMeter, build, machineInfo } from './lib/setup.mjs';
+import { startRedis, proxyConfig, launchProxy, sanityCheck, tail, runScope, otherCpuMeter, build, machineInfo, writeReport } from './lib/setup.mjs';
 import { summarise, verdict, table, comparison, comparisonTable, markdown, fmtInt } from './lib/report.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -450,12 +450,7 @@ async function main() {
     runs,
   };
   const md = markdown(report);
-  fs.mkdirSync(opts.out, { recursive: true });
-  const stamp = report.startedAt.replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
-  fs.writeFileSync(path.join(opts.out, `${stamp}.md`), md);
-  fs.writeFileSync(path.join(opts.out, 'latest.md'), md);
-  fs.mkdirSync(path.dirname(opts.json), { recursive: true });
-  fs.writeFileSync(opts.json, `${JSON.stringify(report, null, 2)}\n`);
+  const dated = writeReport({ out: opts.out, json: opts.json, prefix: '' }, report, md);
 
   process.stdout.write(`\n${table(cells)}\n\n`);
   if (versus) process.stdout.write(`redis-proxy vs baseline (${machineAtStart['redis-proxy commit']} vs ${machineAtStart['baseline commit']}); ratio = redis-proxy / baseline ops/s:\n${comparisonTable(versus)}\n\n`);
@@ -465,7 +460,7 @@ async function main() {
   for (const l of routing) process.stdout.write(`${l}\n`);
   process.stdout.write(`\nVerdict: ${report.verdict.pass ? 'PASS' : 'FAIL'}\n${report.verdict.lines.map((l) => `  ${l}`).join('\n')}\n`);
   if (opts.strict && !report.verdict.pass) process.exitCode = 3;
-  process.stdout.write(`\nwrote ${path.relative(process.cwd(), path.join(opts.out, `${stamp}.md`))}, latest.md, ${path.relative(process.cwd(), opts.json)}\n`);
+  process.stdout.write(`\nwrote ${path.relative(process.cwd(), dated)}, latest.md, ${path.relative(process.cwd(), opts.json)}\n`);
 }
 
 main().catch((e) => {

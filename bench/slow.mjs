@@ -37,7 +37,7 @@ import {
   clockTicks, machineBusyTicks, harnessTicks,
 } from './lib/procs.mjs';
 import { mdTable, fmtInt } from './lib/report.mjs';
-import { startRedis, proxyConfig, launchProxy, sanityCheck, tail, runScope, otherCpuMeter, machineInfo } from './lib/setup.mjs';
+import { startRedis, proxyConfig, launchProxy, sanityCheck, tail, runScope, otherCpuMeter, machineInfo, writeReport } from './lib/setup.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SCENARIOS = ['busy-script', 'slow-command', 'half-dead-replica'];
@@ -836,12 +836,7 @@ async function main() {
     notes,
   };
   const md = markdown(report);
-  fs.mkdirSync(opts.out, { recursive: true });
-  const stamp = report.startedAt.replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
-  fs.writeFileSync(path.join(opts.out, `slow-${stamp}.md`), md);
-  fs.writeFileSync(path.join(opts.out, 'slow-latest.md'), md);
-  fs.mkdirSync(path.dirname(opts.json), { recursive: true });
-  fs.writeFileSync(opts.json, `${JSON.stringify(report, null, 2)}\n`);
+  const dated = writeReport({ out: opts.out, json: opts.json, prefix: 'slow-' }, report, md);
 
   for (const res of results) {
     process.stdout.write(`\n${TITLES[res.scenario]}\n`);
@@ -854,7 +849,7 @@ async function main() {
       for (const l of res.verdict) process.stdout.write(`- ${l}\n`);
     }
   }
-  process.stdout.write(`\nwrote ${path.relative(process.cwd(), path.join(opts.out, `slow-${stamp}.md`))}, slow-latest.md, ${path.relative(process.cwd(), opts.json)}\n`);
+  process.stdout.write(`\nwrote ${path.relative(process.cwd(), dated)}, slow-latest.md, ${path.relative(process.cwd(), opts.json)}\n`);
 }
 
 main().catch((e) => {

@@ -132,3 +132,18 @@ export function machineInfo(root) {
     'dist/cli.js built': own.built,
   };
 }
+
+/**
+ * Writes a report: `<out>/<prefix><date>.md`, `<out>/<prefix>latest.md` and the JSON file
+ * `json`; returns the dated file's path.
+ */
+export function writeReport({ out, json, prefix = '' }, report, md) {
+  fs.mkdirSync(out, { recursive: true });
+  const stamp = report.startedAt.replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+  const dated = path.join(out, `${prefix}${stamp}.md`);
+  fs.writeFileSync(dated, md);
+  fs.writeFileSync(path.join(out, `${prefix}latest.md`), md);
+  fs.mkdirSync(path.dirname(json), { recursive: true });
+  fs.writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
+  return dated;
+}
