@@ -17,15 +17,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { execFileSync } from 'node:child_process';
 
 import { command, parseInfo } from './lib/resp.mjs';
 import { Conn, openPool } from './lib/conn.mjs';
 import { startRelay } from './lib/relay.mjs';
-import {
-  start, stop, stopAll, killAllSync, freePort, waitUntil, sleep, versionOf,
-  clockTicks, processTree, cpuTicks, machineBusyTicks, harnessTicks,
-} from './lib/procs.mjs';
+import { start, stopAll, freePort, waitUntil, sleep, clockTicks, processTree, cpuTicks } from './lib/procs.mjs';
 import { mdTable, fmtInt, median } from './lib/report.mjs';
 import { startRedis, proxyConfig, launchProxy, sanityCheck, tail, runScope, otherCpuMeter, machineInfo, writeReport } from './lib/setup.mjs';
 

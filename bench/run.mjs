@@ -16,12 +16,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { execFileSync } from 'node:child_process';
 
 import { command, parseInfo, idleClient } from './lib/resp.mjs';
 import {
-  start, stop, stopAll, killAllSync, freePort, waitUntil, sleep, run, versionOf,
-  clockTicks, processTree, cpuTicks, rssBytes, rssSampler, machineBusyTicks, harnessTicks,
+  start, stop, freePort, waitUntil, sleep, run, versionOf, clockTicks, processTree, cpuTicks, rssBytes, rssSampler,
 } from './lib/procs.mjs';
 import { startRedis, proxyConfig, launchProxy, sanityCheck, tail, runScope, otherCpuMeter, build, machineInfo, writeReport } from './lib/setup.mjs';
 import { summarise, verdict, table, comparison, comparisonTable, markdown, fmtInt } from './lib/report.mjs';

@@ -28,14 +28,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { execFileSync } from 'node:child_process';
 
 import { command, parseInfo, parseReply } from './lib/resp.mjs';
 import { Conn, openPool } from './lib/conn.mjs';
-import {
-  stopAll, killAllSync, freePort, waitUntil, sleep, versionOf,
-  clockTicks, machineBusyTicks, harnessTicks,
-} from './lib/procs.mjs';
+import { stopAll, freePort, waitUntil, sleep, clockTicks } from './lib/procs.mjs';
 import { mdTable, fmtInt } from './lib/report.mjs';
 import { startRedis, proxyConfig, launchProxy, sanityCheck, tail, runScope, otherCpuMeter, machineInfo, writeReport } from './lib/setup.mjs';
 
