@@ -5,6 +5,7 @@
  */
 import type { RequestView } from '../protocol/request-parser.js';
 import { encodeBulk, encodeInteger, OK } from '../protocol/resp.js';
+import { wrongArityText } from './errors.js';
 import type { ClientView, LocalSession } from './session-api.js';
 
 /** One CLIENT LIST line (without the newline), fields as Redis 7.0 prints them. */
@@ -106,14 +107,14 @@ function kill(self: LocalSession, victim: ClientView): void {
 
 /** CLIENT NO-EVICT on|off and CLIENT NO-TOUCH on|off: accepted per session; they do not reach the shared connections. */
 export function clientOnOff(s: LocalSession, req: RequestView): void {
-  if (req.argc !== 3) return s.replyError(`ERR wrong number of arguments for 'client|${req.argString(1).toLowerCase()}' command`);
+  if (req.argc !== 3) return s.replyError(wrongArityText(`client|${req.argString(1).toLowerCase()}`));
   if (!req.argIs(2, 'on') && !req.argIs(2, 'off')) return s.replyError('ERR syntax error');
   s.reply(OK);
 }
 
 /** CLIENT REPLY ON|OFF|SKIP */
 export function clientReply(s: LocalSession, req: RequestView): void {
-  if (req.argc !== 3) return s.replyError(`ERR wrong number of arguments for 'client|reply' command`);
+  if (req.argc !== 3) return s.replyError(wrongArityText('client|reply'));
   if (req.argIs(2, 'on')) {
     s.setReplyMode('on');
     s.reply(OK);
@@ -128,6 +129,6 @@ export function clientReply(s: LocalSession, req: RequestView): void {
 
 /** CLIENT GETREDIR: -1 when tracking is off, 0 when on without REDIRECT, else the target's session id. */
 export function clientGetredir(s: LocalSession, req: RequestView): void {
-  if (req.argc !== 2) return s.replyError(`ERR wrong number of arguments for 'client|getredir' command`);
+  if (req.argc !== 2) return s.replyError(wrongArityText('client|getredir'));
   s.reply(encodeInteger(s.trackingRedirect));
 }

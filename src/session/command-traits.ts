@@ -40,9 +40,15 @@ export function retryOnMaster(buf: Buffer, start: number): boolean {
   return false;
 }
 
+/** How a RESP2 subscribed connection starts PING's answer (`pong`, then the argument). */
+const SUBSCRIBED_PONG = '*2\r\n$4\r\npong\r\n';
+
 /** True when a reply is exactly PING's answer carrying `marker`: RESP2 subscribed `*2 pong marker`, or a bulk string. */
 export function isPingReply(buf: Buffer, start: number, end: number, marker: string): boolean {
   const bulk = `$${marker.length}\r\n${marker}\r\n`;
+  // Most replies in a stream are messages of other sizes: no string is made for them.
+  const size = end - start;
+  if (size !== bulk.length && size !== SUBSCRIBED_PONG.length + bulk.length) return false;
   const text = buf.toString('latin1', start, end);
-  return text === bulk || text === `*2\r\n$4\r\npong\r\n${bulk}`;
+  return text === bulk || text === `${SUBSCRIBED_PONG}${bulk}`;
 }

@@ -7,12 +7,13 @@ import { LOCAL_NAMES } from '../commands/index.js';
 import type { RequestView } from '../protocol/request-parser.js';
 import { encodeBulk, encodeInteger, encodeSimple, encodeValue, OK, PONG, ReplyMap } from '../protocol/resp.js';
 import { clientGetredir, clientInfo, clientKill, clientList, clientOnOff, clientReply } from './client-command.js';
+import { wrongArityText } from './errors.js';
 import type { LocalSession } from './session-api.js';
 
 export type LocalCommand = (session: LocalSession, req: RequestView) => void;
 
 function wrongArgs(session: LocalSession, name: string): void {
-  session.replyError(`ERR wrong number of arguments for '${name}' command`);
+  session.replyError(wrongArityText(name));
 }
 
 /**

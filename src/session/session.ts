@@ -789,12 +789,19 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
 
   /** Sends to the master (`cmd`: the request's command, for a write's keys); false when the ordering barrier holds it. */
   private sendToMaster(req: RequestView, flags: number, cmd?: CommandInfo): boolean {
-    const master = this.ctx.master;
-    if (!master.reachable && this.channel.lease === null) {
-      this.replyError(unreachableText(master.label, master.health.error));
-      return true;
-    }
+    if (this.masterDown()) return true;
     return this.sendRequestToMaster(req, flags, cmd);
+  }
+
+  /**
+   * True, with the request answered, when the master is down and the session holds no
+   * lease to reach it on: a request that needs the master fails at once instead of waiting.
+   */
+  private masterDown(): boolean {
+    const master = this.ctx.master;
+    if (master.reachable || this.channel.lease !== null) return false;
+    this.replyError(unreachableText(master.label, master.health.error));
+    return true;
   }
 
   /** Sends the client's request on the session's master connection; false, with nothing sent, when the barrier holds it. */
