@@ -943,11 +943,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     }
     let slot: ReplySlot;
     if (node === this.ctx.master) {
-      const master = this.ctx.master;
-      if (!master.reachable && this.channel.lease === null) {
-        this.replyError(unreachableText(master.label, master.health.error));
-        return true;
-      }
+      if (this.masterDown()) return true;
       const sent = this.channel.send(req.buf, req.start, req.end, SLOT_READ);
       if (sent === null) return false;
       // A read on the lease is part of the session's state there (WATCH, tracking): not retried elsewhere.
