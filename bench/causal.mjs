@@ -587,19 +587,14 @@ function markdown(report) {
 
 // ---- the run ---------------------------------------------------------------------------
 
-function machine() {
-  return machineInfo(ROOT);
-}
-
 async function main() {
   const opts = options();
   const startedAt = new Date();
-  const machineAtStart = machine();
+  const machineAtStart = machineInfo(ROOT);
   const loadAtStart = os.loadavg().map((x) => x.toFixed(2)).join(' ');
   const otherCpuSinceStart = otherCpuMeter();
   const { tmp, cleanup } = runScope('redis-proxy-causal-', log);
   const results = [];
-
 
   let otherCpu = null;
   try {
@@ -611,7 +606,7 @@ async function main() {
   }
 
   const notes = [];
-  const machineNow = machine();
+  const machineNow = machineInfo(ROOT);
   if (machineNow['dist/cli.js built'] !== machineAtStart['dist/cli.js built']) notes.push(`dist/cli.js was rebuilt during the run (at ${machineNow['dist/cli.js built']}); modes started after that ran the new build.`);
   if (opts.proxyBin) notes.push(`redis-proxy was started from ${opts.proxyBin}, not bin/redis-proxy.`);
   notes.push(
