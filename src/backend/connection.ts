@@ -39,6 +39,8 @@ export interface ConnectionEvents {
   onReady(conn: BackendConnection): void;
   /** The connection is gone, after every owed reply failed with `failure`. */
   onClosed(conn: BackendConnection, failure: BackendFailure): void;
+  /** A reply arrived while {@link BackendConnection.reportAnswers} was set: the node answers. */
+  onAnswered(conn: BackendConnection): void;
 }
 
 /** A reply to one of the proxy's own requests (handshake, SELECT, HELLO): an error makes the connection unusable. */
@@ -69,6 +71,8 @@ export class BackendConnection implements ReplySink, Link {
   closed = false;
   /** When set, replies no request owes, and RESP3 pushes, go here. */
   sink: StreamSink | null = null;
+  /** Report the next reply to the node (set while the node is unresponsive: an answer proves it is not). */
+  reportAnswers = false;
   /** The node's id for this connection (CLIENT ID), or -1 when not asked. */
   clientId = -1;
   private readonly framer = new ReplyFramer(this);
@@ -211,6 +215,10 @@ export class BackendConnection implements ReplySink, Link {
   }
 
   onReply(buf: Buffer, start: number, end: number): void {
+    if (this.reportAnswers) {
+      this.reportAnswers = false;
+      this.events.onAnswered(this);
+    }
     if (buf[start] === 0x3e && this.sink !== null) {
       // A RESP3 push (Pub/Sub message, tracking invalidation): out of band, not a reply.
       this.sink.onStreamReply(buf, start, end);

@@ -20,7 +20,12 @@ export class ReplyTimeout extends Error {}
 interface Pending {
   resolve(value: unknown): void;
   reject(err: Error): void;
+  /** Its caller was told it timed out; the late reply, when it comes, is dropped. */
+  abandoned?: boolean;
 }
+
+/** Calls left waiting for a reply after timing out, beyond which the connection is dropped. */
+const MAX_ABANDONED = 64;
 
 export interface ControlClientOptions {
   host: string;
@@ -42,8 +47,10 @@ export class ControlClient {
    * needed here: bulk strings decode to JS strings, arrays to arrays, integers to numbers).
    * Rejects with {@link ReplyError} for an error reply, {@link ReplyTimeout} when the
    * connection was established but no reply came within the timeout, or an Error when
-   * the connection failed (refused, reset, connect timeout); the connection is then
-   * dropped.
+   * the connection failed (refused, reset, connect timeout; the connection is then
+   * dropped). After a ReplyTimeout the connection is kept: a node that is only slow
+   * answers the calls made since the moment it recovers (the late replies to the calls
+   * that timed out are dropped), unless more than 64 calls are left unanswered.
    */
   call(...args: Array<string | Buffer>): Promise<unknown> {
     const socket = this.socket ?? this.connect();
@@ -68,8 +75,14 @@ export class ControlClient {
     socket.setNoDelay(true);
     socket.setTimeout(timeout);
     const parser = new RedisParser({
-      returnReply: (reply: unknown) => this.pending.shift()?.resolve(reply),
-      returnError: (err: Error) => this.pending.shift()?.reject(new ReplyError(err.message)),
+      returnReply: (reply: unknown) => {
+        const p = this.pending.shift();
+        if (p !== undefined && !p.abandoned) p.resolve(reply);
+      },
+      returnError: (err: Error) => {
+        const p = this.pending.shift();
+        if (p !== undefined && !p.abandoned) p.reject(new ReplyError(err.message));
+      },
       returnFatalError: (err: Error) => this.fail(err),
     });
     // Events of a socket already replaced by a reconnect must not touch the new one.
@@ -79,7 +92,7 @@ export class ControlClient {
     socket.on('data', (chunk: Buffer) => parser.execute(chunk));
     socket.on('timeout', () => {
       if (!connected) failThis(new Error(`connect timeout after ${timeout} ms`));
-      else if (this.pending.length > 0) failThis(new ReplyTimeout(`no reply within ${timeout} ms`));
+      else if (this.socket === socket) this.abandonPending(new ReplyTimeout(`no reply within ${timeout} ms`));
     });
     socket.on('error', (err: NodeJS.ErrnoException) => failThis(new Error(err.code ?? err.message)));
     socket.on('close', () => failThis(new Error('connection closed')));
@@ -95,13 +108,27 @@ export class ControlClient {
     return socket;
   }
 
+  /** Tells every caller still waiting that it timed out; their replies will be dropped when they come. */
+  private abandonPending(err: ReplyTimeout): void {
+    if (this.pending.length > MAX_ABANDONED) {
+      this.fail(err);
+      return;
+    }
+    for (let i = 0; i < this.pending.length; i++) {
+      const p = this.pending.peekAt(i)!;
+      if (p.abandoned) continue;
+      p.abandoned = true;
+      p.reject(err);
+    }
+  }
+
   private fail(err: Error): void {
     const socket = this.socket;
     if (socket === null) return;
     this.socket = null;
     socket.destroy();
     let p: Pending | undefined;
-    while ((p = this.pending.shift()) !== undefined) p.reject(err);
+    while ((p = this.pending.shift()) !== undefined) if (!p.abandoned) p.reject(err);
   }
 }
 

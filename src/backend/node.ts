@@ -271,6 +271,12 @@ export class Node implements ConnectionEvents, LeasePool {
     this.setState(true, h.responsive, h.busy, h.error);
   }
 
+  onAnswered(): void {
+    // A data connection answered: the node is responsive again, whatever its health check is still waiting for.
+    const h = this.health;
+    if (!h.responsive) this.setState(h.reachable, true, h.busy, '');
+  }
+
   onClosed(_conn: BackendConnection, failure: BackendFailure): void {
     if (this.closing) return;
     const h = this.health;
@@ -313,6 +319,7 @@ export class Node implements ConnectionEvents, LeasePool {
     h.error = error;
     const after = this.state;
     if (before === after) return;
+    if (after === 'unresponsive') for (const conn of this.shared.all()) conn.reportAnswers = true;
     const logger = this.options.logger;
     if (after === 'up') logger.info({ node: this.label, was: before }, 'backend back');
     else if (after === 'down') logger.warn({ node: this.label, error }, 'backend lost');
@@ -330,6 +337,8 @@ export class Node implements ConnectionEvents, LeasePool {
     // HELLO (Redis 6+) runs while a script is busy; an older Redis gets AUTH or PING.
     const hello = this.serverVersion === '' || Number.parseInt(this.serverVersion, 10) >= 6;
     const options = { host, port, db, protocol, username, password, connectTimeout, label: this.label, wantClientId, hello };
-    return new BackendConnection(options, this);
+    const conn = new BackendConnection(options, this);
+    conn.reportAnswers = !this.health.responsive;
+    return conn;
   }
 }

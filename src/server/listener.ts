@@ -218,6 +218,11 @@ export class Listener implements SessionContext {
     } finally {
       this.checking = false;
     }
+    // An unresponsive node is checked again at once: the check waiting on it is answered
+    // the moment it recovers (the end of a DEBUG SLEEP), not an interval later.
+    if (!this.closing && [this.master, ...this.replicas].some((n) => n.state === 'unresponsive')) {
+      setImmediate(() => void this.checkHealth());
+    }
   }
 
   private expireCommands(): void {
