@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, LOG_LEVELS, loadConfig, type LogLevel, type ProxyConfig } from './config/index.js';
 import type { Demo } from './demo.js';
+import type { ReloadOutcome } from './index.js';
 import { createLogger, type Logger } from './log.js';
 
 export const USAGE = `Usage:
@@ -24,8 +25,10 @@ Options:
   -h, --help         print this help
   --version          print the version
 
-Logs are JSON lines on stdout. SIGTERM or SIGINT closes the proxy gracefully
-(up to the config's shutdownTimeout); a second signal exits at once.
+Logs are JSON lines on stdout. SIGHUP re-reads CONFIG and applies it without closing
+client connections (an invalid file is logged and the running config stays).
+SIGTERM or SIGINT closes the proxy gracefully (up to the config's shutdownTimeout);
+a second signal exits at once.
 See config/example.json and config/example-object.json for the config file.
 `;
 
@@ -138,6 +141,8 @@ interface Closable {
 /** What the CLI uses of the Proxy that src/index.ts's startProxy resolves to. */
 interface RunningProxy extends Closable {
   readonly listeners: ReadonlyArray<{ name: string; port: number }>;
+  reload(next: ProxyConfig): Promise<ReloadOutcome>;
+  reloadRejected(reason: string): void;
 }
 
 /**
@@ -213,7 +218,44 @@ async function run(configPath: string, logLevel: LogLevel | undefined): Promise<
     { version: readVersion(), config: configPath, listeners: proxy.listeners },
     `redis-proxy ${readVersion()} running: ${proxy.listeners.map((l) => `${l.name} on port ${l.port}`).join(', ')}`,
   );
-  closeOnSignals(logger, proxy, config.shutdownTimeout);
+  const settings = { shutdownTimeout: config.shutdownTimeout };
+  reloadOnSighup(logger, proxy, configPath, logLevel, settings);
+  closeOnSignals(logger, proxy, () => settings.shutdownTimeout);
+}
+
+/**
+ * SIGHUP: re-reads `configPath`, validated exactly as at start. An unreadable or invalid
+ * file is logged at `error` with the same messages `--check` prints, and the running
+ * config stays; a valid one is applied live (Proxy.reload). The process never exits
+ * because of a reload. A `--log-level` given on the command line keeps winning over the
+ * file's logLevel. Signals that arrive during a reload are applied after it, in order.
+ */
+function reloadOnSighup(
+  logger: Logger,
+  proxy: RunningProxy,
+  configPath: string,
+  logLevel: LogLevel | undefined,
+  settings: { shutdownTimeout: number },
+): void {
+  process.on('SIGHUP', () => {
+    logger.info({ config: configPath }, 'SIGHUP: reloading the config');
+    let next: ProxyConfig;
+    try {
+      next = loadConfig(configPath);
+    } catch (err) {
+      const problems = err instanceof ConfigError ? err.problems : [String(err)];
+      logger.error({ config: configPath, problems }, `reload rejected, the running config stays: ${problems.join('; ')}`);
+      proxy.reloadRejected(problems.join('; '));
+      return;
+    }
+    logger.level = logLevel ?? next.logLevel;
+    settings.shutdownTimeout = next.shutdownTimeout;
+    void proxy.reload(next).then((outcome) => {
+      const { ok, errors, ...what } = outcome;
+      if (ok) logger.info(what, `config reloaded (generation ${outcome.generation})`);
+      else logger.error({ ...what, errors }, `config reloaded in part: ${errors.join('; ')}`);
+    });
+  });
 }
 
 async function demo(logLevel: LogLevel | undefined): Promise<void> {
@@ -228,7 +270,7 @@ async function demo(logLevel: LogLevel | undefined): Promise<void> {
     failStart(logger, err, 'cannot start the demo');
   }
   process.stdout.write(running.banner);
-  closeOnSignals(logger, running, running.config.shutdownTimeout);
+  closeOnSignals(logger, running, () => running.config.shutdownTimeout);
 }
 
 /** Logs why the start failed (naming the address for listen errors), tells stderr too, exits 1. */
@@ -271,12 +313,13 @@ function installCrashHandlers(logger: Logger): void {
 const SIGNAL_NUMBERS: Record<string, number> = { SIGINT: 2, SIGTERM: 15 };
 
 /**
- * First SIGTERM/SIGINT: close gracefully (in-flight replies get up to `timeoutMs`), then
- * exit 0. A second signal, or a close that overruns `timeoutMs` by 5 s, exits at once.
+ * First SIGTERM/SIGINT: close gracefully (in-flight replies get up to the config's
+ * shutdownTimeout as of the signal), then exit 0. A second signal, or a close that overruns `timeoutMs` by 5 s, exits at once.
  */
-function closeOnSignals(logger: Logger, target: Closable, timeoutMs: number): void {
+function closeOnSignals(logger: Logger, target: Closable, shutdownTimeout: () => number): void {
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals): void => {
+    const timeoutMs = shutdownTimeout();
     if (stopping) {
       logger.warn({ signal }, 'second signal: exiting now');
       process.exit(128 + (SIGNAL_NUMBERS[signal] ?? 0));

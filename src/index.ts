@@ -1,17 +1,41 @@
 /**
  * The proxy as a library: `startProxy(config, logger)` starts every listener of a
- * normalized config (see config/) and returns a handle to stop them.
+ * normalized config (see config/) and returns a handle to reload and stop them.
  */
 import type { Logger } from 'pino';
-import type { ProxyConfig } from './config/types.js';
-import { Listener } from './server/listener.js';
+import type { ListenerConfig, ProxyConfig } from './config/types.js';
+import { Listener, type ProxyStatus } from './server/listener.js';
 
 export type { ProxyConfig } from './config/types.js';
+
+/** What a reload did. */
+export interface ReloadOutcome {
+  /** Every change applied; false when some listener's part failed (`errors` says which). */
+  ok: boolean;
+  /** The config generation now. */
+  generation: number;
+  /** Listener names started, stopped and reconfigured. */
+  added: string[];
+  removed: string[];
+  changed: string[];
+  /** One line per listener whose change failed, naming it and why. */
+  errors: string[];
+}
 
 /** A running proxy. */
 export interface Proxy {
   /** One entry per listener, in config order, with the port it accepts clients on. */
   readonly listeners: ReadonlyArray<{ name: string; port: number }>;
+  /**
+   * Applies `next` live (SIGHUP): listeners are matched by port (by name for port 0);
+   * a new one starts, a removed one stops accepting and closes once its sessions got
+   * their replies (up to the new shutdownTimeout), a kept one is reconfigured without
+   * closing a session (Listener.reconfigure). Reloads run one at a time, in call order.
+   * Never rejects: what failed is in the outcome (and the rest is applied).
+   */
+  reload(next: ProxyConfig): Promise<ReloadOutcome>;
+  /** Records a reload that could not be applied at all (unreadable or invalid file), for INFO proxy. */
+  reloadRejected(reason: string): void;
   /**
    * Stops accepting clients, lets in-flight replies reach their clients for up to
    * `timeoutMs` (default: the config's shutdownTimeout), then closes everything.
@@ -19,25 +43,98 @@ export interface Proxy {
   close(timeoutMs?: number): Promise<void>;
 }
 
+/** How reloads match a listener of the new config to a running one. */
+function listenerKey(config: ListenerConfig): string {
+  return config.listen !== 0 ? `port ${config.listen}` : `name ${config.name}`;
+}
+
 /**
- * Starts every listener: checks its nodes once, then listens.
- * @throws Error when a listener cannot listen (port in use, not permitted); the listeners
- *   already started are closed first.
+ * Starts every listener: checks its nodes once (asks Sentinel first where it follows
+ * one), then listens.
+ * @throws Error when a listener cannot listen (port in use, not permitted) or no
+ *   Sentinel of a listener answers; the listeners already started are closed first.
  */
 export async function startProxy(config: ProxyConfig, logger: Logger): Promise<Proxy> {
-  const listeners = config.listeners.map((l) => new Listener(l, logger));
+  const status: { -readonly [K in keyof ProxyStatus]: ProxyStatus[K] } = {
+    generation: 1,
+    reloadedAt: 0,
+    reloadResult: '',
+    shutdownTimeout: config.shutdownTimeout,
+  };
+  let listeners: Listener[] = [];
   try {
-    for (const l of listeners) await l.start();
+    for (const l of config.listeners) {
+      const listener = await Listener.create(l, logger, status);
+      listeners.push(listener);
+      await listener.start();
+    }
   } catch (err) {
     await Promise.all(listeners.map((l) => l.close(0)));
     throw err;
   }
   logger.info({ listeners: listeners.map((l) => l.port) }, 'proxy started');
+
   let closing: Promise<void> | null = null;
+  let reloads: Promise<unknown> = Promise.resolve();
+
+  const applyReload = async (next: ProxyConfig): Promise<ReloadOutcome> => {
+    const outcome: ReloadOutcome = { ok: true, generation: 0, added: [], removed: [], changed: [], errors: [] };
+    status.shutdownTimeout = next.shutdownTimeout;
+    const running = new Map(listeners.map((l) => [listenerKey(l.config), l]));
+    const kept: Listener[] = [];
+    for (const l of next.listeners) {
+      const current = running.get(listenerKey(l));
+      try {
+        if (current !== undefined) {
+          running.delete(listenerKey(l));
+          await current.reconfigure(l);
+          kept.push(current);
+          outcome.changed.push(l.name);
+        } else {
+          const listener = await Listener.create(l, logger, status);
+          try {
+            await listener.start();
+          } catch (err) {
+            await listener.close(0);
+            throw err;
+          }
+          kept.push(listener);
+          outcome.added.push(l.name);
+        }
+      } catch (err) {
+        // The running listener stays as it was; a new one is not started.
+        if (current !== undefined) kept.push(current);
+        outcome.ok = false;
+        outcome.errors.push(`listener ${l.name} (port ${l.listen}): ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    for (const gone of running.values()) {
+      outcome.removed.push(gone.config.name);
+      void gone.close(next.shutdownTimeout);
+    }
+    listeners = kept;
+    status.generation++;
+    outcome.generation = status.generation;
+    status.reloadedAt = Date.now();
+    status.reloadResult = outcome.ok ? 'ok' : `failed: ${outcome.errors.join('; ')}`;
+    return outcome;
+  };
+
   return {
-    listeners: listeners.map((l) => ({ name: l.config.name, port: l.port })),
-    close(timeoutMs = config.shutdownTimeout): Promise<void> {
-      closing ??= Promise.all(listeners.map((l) => l.close(timeoutMs))).then(() => undefined);
+    get listeners() {
+      return listeners.map((l) => ({ name: l.config.name, port: l.port }));
+    },
+    reload(next: ProxyConfig): Promise<ReloadOutcome> {
+      const done = reloads.then(() => applyReload(next));
+      reloads = done.catch(() => undefined);
+      return done;
+    },
+    reloadRejected(reason: string): void {
+      status.reloadedAt = Date.now();
+      status.reloadResult = `failed: ${reason}`;
+    },
+    close(timeoutMs = status.shutdownTimeout): Promise<void> {
+      closing ??= reloads.then(() => Promise.all(listeners.map((l) => l.close(timeoutMs)))).then(() => undefined);
       return closing;
     },
   };

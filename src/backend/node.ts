@@ -14,6 +14,7 @@
  * `up` and not ejected by outlier detection (./outlier.ts); when it stops serving, the
  * reads in flight on it are retried elsewhere at once.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import genericPool, { type Pool } from 'generic-pool';
 import type { Logger } from 'pino';
 import type { NodeConfig } from '../config/types.js';
@@ -85,7 +86,8 @@ const PING = encodeCommand(['PING']);
 export class Node implements ConnectionEvents, LeasePool {
   readonly role: NodeRole;
   readonly label: string;
-  readonly weight: number;
+  /** Share of reads (the config's `weight`); changed in place by a reload. */
+  weight: number;
   readonly health: NodeHealth = {
     reachable: true,
     responsive: true,
@@ -106,6 +108,8 @@ export class Node implements ConnectionEvents, LeasePool {
   private readonly outliers: OutlierDetector;
   private probing = false;
   private closing = false;
+  /** Out of service for good (see {@link retire}): its state changes no longer matter. */
+  retired = false;
 
   constructor(private readonly options: NodeOptions) {
     const { config, role } = options;
@@ -148,6 +152,11 @@ export class Node implements ConnectionEvents, LeasePool {
 
   get port(): number {
     return this.options.config.port;
+  }
+
+  /** The ACL user the proxy authenticates to this node as (undefined: `default`). */
+  get username(): string | undefined {
+    return this.options.config.username;
   }
 
   /** Connections to the node can be established (it is not `down`). */
@@ -206,6 +215,7 @@ export class Node implements ConnectionEvents, LeasePool {
    * @returns the INFO fields, or null when the node gave none
    */
   async checkHealth(): Promise<Map<string, string> | null> {
+    if (this.closing) return null;
     let info: Map<string, string>;
     try {
       info = parseInfo(String(await this.control.call('INFO', 'server', 'replication', 'persistence')));
@@ -253,7 +263,35 @@ export class Node implements ConnectionEvents, LeasePool {
 
   /** Sends one command on the node's control connection (off the hot path). */
   call(...args: Array<string | Buffer>): Promise<unknown> {
+    if (this.closing) return Promise.reject(new Error(`${this.label} is closed`));
     return this.control.call(...args);
+  }
+
+  /**
+   * Takes the node out of service for good: it left the config or Sentinel's topology,
+   * or a reload changed how the proxy connects to it (credentials, pool sizes, timeouts).
+   * The caller has already stopped routing to it. The replies owed on its shared
+   * connections arrive for up to `drainMs` ms, then those connections close (a reply
+   * still owed fails, and a read is retried elsewhere); leased connections stay until
+   * their sessions release them, then the node is closed. Never throws.
+   */
+  async retire(drainMs: number): Promise<void> {
+    if (this.retired) return;
+    this.retired = true;
+    const deadline = Date.now() + drainMs;
+    while (Date.now() < deadline && this.sharedOwed() > 0) await sleep(20);
+    this.closing = true;
+    this.control.close();
+    this.shared.closeAll(`${this.label} left the listener's topology`);
+    while (this.pool.borrowed > 0) await sleep(100);
+    await this.close();
+  }
+
+  /** Replies owed on the shared connections now. */
+  private sharedOwed(): number {
+    let owed = 0;
+    for (const conn of this.shared.all()) owed += conn.owedCount;
+    return owed;
   }
 
   /** Closes every connection of the node. */
@@ -311,6 +349,7 @@ export class Node implements ConnectionEvents, LeasePool {
   }
 
   private setState(reachable: boolean, responsive: boolean, busy: boolean, error: string): void {
+    if (this.retired) return;
     const h = this.health;
     const before = this.state;
     h.reachable = reachable;

@@ -39,6 +39,7 @@ import type {
   NodeConfig,
   ProxyConfig,
   ReadPolicy,
+  SentinelConfig,
 } from './types.js';
 
 /**
@@ -96,7 +97,8 @@ type RawSettings = Partial<ListenerSettings>;
 interface RawListener extends RawSettings {
   listen: number;
   name?: string;
-  master: RawNode;
+  master?: RawNode;
+  sentinel?: SentinelConfig;
   slave?: RawNode[];
 }
 
@@ -223,7 +225,13 @@ function semanticProblems(
       }
     }
 
-    const nodes: { segments: string[]; node: RawNode }[] = [{ segments: at(i, 'master'), node: l.master }];
+    if (l.master === undefined && l.sentinel === undefined) {
+      add(at(i), 'needs "master" (the master\'s address, like {"host": "10.0.0.1", "port": 6379}) or "sentinel" (to follow a Sentinel-managed master)');
+    } else if (l.master !== undefined && l.sentinel !== undefined) {
+      add(at(i, 'sentinel'), 'is set together with "master"; a listener follows either a fixed master or Sentinel: remove one');
+    }
+    const nodes: { segments: string[]; node: RawNode }[] = [];
+    if (l.master !== undefined) nodes.push({ segments: at(i, 'master'), node: l.master });
     (l.slave ?? []).forEach((node, j) => nodes.push({ segments: at(i, 'slave', j), node }));
     const seenNode = new Map<string, string[]>();
     for (const { segments, node } of nodes) {
@@ -390,7 +398,6 @@ function buildListener(l: RawListener, defaults: RawSettings): ListenerConfig {
     name: l.name ?? defaultListenerName(l.listen),
     listen: l.listen,
     bind: settings.bind,
-    master: buildNode(l.master, backend),
     replicas: (l.slave ?? []).map((n) => buildNode(n, backend)),
     readPolicy: settings.readPolicy as ReadPolicy,
     sharedConnections: settings.sharedConnections,
@@ -410,6 +417,8 @@ function buildListener(l: RawListener, defaults: RawSettings): ListenerConfig {
     scriptsBypassDenyCommands: settings.scriptsBypassDenyCommands,
     causalReads: settings.causalReads ?? (settings.readYourWrites === true ? 'session' : DEFAULT_CAUSAL_READS),
   };
+  if (l.master !== undefined) out.master = buildNode(l.master, backend);
+  if (l.sentinel !== undefined) out.sentinel = structuredClone(l.sentinel);
   if (settings.password !== undefined) out.password = settings.password;
   if (settings.users !== undefined) out.users = settings.users.map((u) => ({ username: u.username, password: u.password }));
   if (settings.backendUsername !== undefined) out.backendUsername = settings.backendUsername;
@@ -417,7 +426,12 @@ function buildListener(l: RawListener, defaults: RawSettings): ListenerConfig {
   return out;
 }
 
-function buildNode(n: RawNode, backend: { username?: string | undefined; password?: string | undefined }): NodeConfig {
+/**
+ * A NodeConfig for `n`: its own credentials when it sets any, else the listener's
+ * backend pair `backend`. Also used for the nodes Sentinel reports (weight 1, the
+ * listener's backend pair).
+ */
+export function buildNode(n: RawNode, backend: { username?: string | undefined; password?: string | undefined }): NodeConfig {
   const node: NodeConfig = { host: n.host, port: n.port, weight: n.weight ?? DEFAULT_WEIGHT };
   const own = n.username !== undefined || n.password !== undefined;
   const username = own ? n.username : backend.username;

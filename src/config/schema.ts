@@ -138,12 +138,38 @@ export const settingsProperties: Record<string, SchemaObject> = {
   readYourWrites: { type: 'boolean', [EXPECTED]: 'true or false (true is causalReads "session")' },
 };
 
+/** The Sentinels a listener follows its master through. */
+export const sentinelSchema: SchemaObject = {
+  type: 'object',
+  [EXPECTED]: 'an object like {"masterName": "mymaster", "nodes": [{"host": "10.0.0.5", "port": 26379}]}',
+  additionalProperties: false,
+  required: ['masterName', 'nodes'],
+  properties: {
+    masterName: nonEmptyString('a non-empty string (the name the Sentinels monitor the master under)'),
+    nodes: {
+      type: 'array',
+      minItems: 1,
+      [EXPECTED]: 'a non-empty array of Sentinels like [{"host": "10.0.0.5", "port": 26379}]',
+      items: {
+        type: 'object',
+        [EXPECTED]: 'an object like {"host": "10.0.0.5", "port": 26379}',
+        additionalProperties: false,
+        required: ['host', 'port'],
+        properties: { host: nodeSchema.properties.host, port },
+      },
+    },
+    username: nonEmptyString('a non-empty string (the user the proxy authenticates to the Sentinels as)'),
+    password: nonEmptyString('a non-empty string (the Sentinels\' password)'),
+  },
+};
+
 /** One entry of the listener list. */
 export const listenerSchema: SchemaObject = {
   type: 'object',
   [EXPECTED]: 'an object like {"listen": 6380, "master": {...}, "slave": [...]}',
   additionalProperties: false,
-  required: ['listen', 'master'],
+  // `master` or `sentinel`, exactly one: checked in load.ts (a clearer message than oneOf's).
+  required: ['listen'],
   properties: {
     listen: port,
     name: {
@@ -153,6 +179,7 @@ export const listenerSchema: SchemaObject = {
       [EXPECTED]: 'a non-empty name without spaces (used in logs and metrics)',
     },
     master: nodeSchema,
+    sentinel: sentinelSchema,
     slave: {
       type: 'array',
       [EXPECTED]: 'an array of replica nodes like [{"host": "10.0.0.2", "port": 6379}]',

@@ -122,6 +122,21 @@ export interface ListenerSettings {
 /** Which writes a read must see. */
 export type CausalMode = 'none' | 'session' | 'global';
 
+/**
+ * The `sentinel` key of a listener: the master (and its replicas) are found and followed
+ * through Redis Sentinel instead of fixed addresses.
+ * See https://redis.io/docs/latest/operate/oss_and_stack/management/sentinel/
+ */
+export interface SentinelConfig {
+  /** The name the Sentinels monitor the master under (`sentinel monitor <name> ...`). */
+  masterName: string;
+  /** The Sentinels, tried in this order (the next one when one does not answer). */
+  nodes: Array<{ host: string; port: number }>;
+  /** Credentials for the Sentinels themselves (`AUTH [username] password`). */
+  username?: string;
+  password?: string;
+}
+
 /** One `listen` port: its own master, replicas, pools and settings. */
 export interface ListenerConfig extends Omit<ListenerSettings, 'causalReads' | 'readYourWrites'> {
   /** The listener's causal-read mode, resolved (readYourWrites folded in). */
@@ -130,8 +145,11 @@ export interface ListenerConfig extends Omit<ListenerSettings, 'causalReads' | '
   name: string;
   /** TCP port to accept clients on. */
   listen: number;
-  master: NodeConfig;
-  /** The config file's `slave` list. */
+  /** The fixed master; unset exactly when `sentinel` is set. */
+  master?: NodeConfig;
+  /** Where Sentinel says the master is; unset exactly when `master` is set. */
+  sentinel?: SentinelConfig;
+  /** The config file's `slave` list (with `sentinel`: fixed replicas besides those Sentinel reports). */
   replicas: NodeConfig[];
 }
 

@@ -54,7 +54,7 @@ export class CausalReads {
    * @param maxPollMs the health-check interval (the longest pause between polls)
    */
   constructor(
-    readonly mode: CausalMode,
+    public mode: CausalMode,
     nodes: ProgressNodes,
     maxPollMs: number,
   ) {
@@ -96,6 +96,26 @@ export class CausalReads {
     const offset = progress.requiredOffset(needed);
     if (offset < 0) return router.master;
     return router.readNodeAtLeast(offset, progress);
+  }
+
+  /**
+   * A reload changed the listener's `causalReads`. Sessions switch at their next write
+   * with none in flight (./session-writes.ts). Turning `global` on makes every read need
+   * every write acknowledged so far: the per-key table did not record them.
+   */
+  setMode(mode: CausalMode): void {
+    if (mode === this.mode) return;
+    if (mode === 'global') this.writes.barrier = this.progress.acked;
+    this.mode = mode;
+  }
+
+  /**
+   * The master moved to another server (a failover, or a reload that names another
+   * master): offsets measured on the old one mean nothing on the new one. Until new
+   * samples are taken, a read that needs any write goes to the new master.
+   */
+  masterChanged(): void {
+    this.progress.restart();
   }
 
   close(): void {

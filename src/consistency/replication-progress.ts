@@ -99,6 +99,18 @@ export class ReplicationProgress {
     this.updateCovered(true);
   }
 
+  /**
+   * The master changed: every sample and replica offset is dropped and nothing counts as
+   * covered until new rounds say so (they start at once if writes are pending).
+   */
+  restart(): void {
+    this.first = 0;
+    this.count = 0;
+    this.offsets.clear();
+    this.covered = 0;
+    if (!this.polling && !this.closed && this.acked > 0) void this.poll();
+  }
+
   /** Stops polling for good. */
   close(): void {
     this.closed = true;

@@ -58,22 +58,39 @@ export interface ReplicaOffsets {
 export class Router {
   private rotation: Node[] = [];
   private next = 0;
+  /** Round-robin position among fallback nodes (its own: `next` indexes the rotation). */
+  private nextFallback = 0;
   /** The replicas serving reads, to tell when the rotation changes. */
   private serving: Node[] = [];
 
   /**
    * @param master the listener's master
-   * @param replicas its replicas (the config's `slave` list)
+   * @param replicas its replicas (the config's `slave` list, plus those Sentinel reports)
    * @param policy the listener's `readPolicy`
    * @param maxLagSeconds the listener's `maxReplicationLag`
+   * @param onRotationChange called when the replicas serving reads change
    */
   constructor(
-    readonly master: Node,
-    readonly replicas: readonly Node[],
-    readonly policy: ReadPolicy,
-    private readonly maxLagSeconds: number,
+    public master: Node,
+    public replicas: readonly Node[],
+    public policy: ReadPolicy,
+    private maxLagSeconds: number,
     private readonly onRotationChange: () => void = () => undefined,
   ) {
+    this.rebuild();
+  }
+
+  /** A reload or Sentinel changed the nodes: reads go by the new ones from now on. */
+  setNodes(master: Node, replicas: readonly Node[]): void {
+    this.master = master;
+    this.replicas = replicas;
+    this.rebuild();
+  }
+
+  /** A reload changed the listener's `readPolicy` or `maxReplicationLag`. */
+  configure(policy: ReadPolicy, maxLagSeconds: number): void {
+    this.policy = policy;
+    this.maxLagSeconds = maxLagSeconds;
     this.rebuild();
   }
 
@@ -92,6 +109,24 @@ export class Router {
     this.rotation = serving.length > 0 ? weightedRotation(serving) : [];
     this.next = 0;
     if (changed) this.onRotationChange();
+  }
+
+  /**
+   * Where a read goes after its node failed while the master is down (or died under it
+   * with the rotation empty): no rotation then, since replicas drop out as their link to
+   * the master breaks and as a failover promotes or reconfigures them (Sentinel also
+   * kills their clients). Stale reads beat no reads with the master down: a replica that
+   * would serve with the master down (replicaServesReads), else any replica that is
+   * `up`, a just-promoted one included; never `avoid`. Null for policy `master` or when
+   * there is none.
+   */
+  fallbackNode(avoid: Node | null): Node | null {
+    if (this.policy === 'master') return null;
+    const up = this.replicas.filter((r) => r !== avoid && r.state === 'up' && !r.ejected && !r.health.loading);
+    const standby = up.filter((r) => replicaServesReads(r, this.maxLagSeconds, false));
+    const pool = standby.length > 0 ? standby : up;
+    if (pool.length === 0) return null;
+    return pool[this.nextFallback++ % pool.length]!;
   }
 
   /** The replicas reads may go to now (the policy permitting). */

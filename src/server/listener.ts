@@ -2,11 +2,17 @@
  * A listener: one `listen` entry of the config. Accepts sessions on its port, owns its
  * master and replica nodes, their health checks and its router. Independent of the other
  * listeners (its own pools, health, sessions).
+ *
+ * Live topology: a reload ({@link Listener.reconfigure}) or Sentinel
+ * (../topology/sentinel.ts) changes the nodes in place ({@link Listener.applyTopology}):
+ * a node that stays keeps its connections, a node that goes is retired (its in-flight
+ * replies arrive, then it closes), and sessions never notice unless the master moved
+ * while they held a dedicated connection on it.
  */
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { learnCommands, lookupCommand } from '../commands/index.js';
-import type { ListenerConfig } from '../config/types.js';
+import type { ListenerConfig, NodeConfig } from '../config/types.js';
 import { Node } from '../backend/node.js';
 import { coarseNow } from '../io/clock.js';
 import { Router } from '../routing/router.js';
@@ -14,67 +20,144 @@ import { Session, type SessionContext } from '../session/session.js';
 import { PROXY_VERSION } from '../version.js';
 import { DenyList } from './deny-list.js';
 import { CausalReads } from '../consistency/causal-reads.js';
+import { SentinelWatcher } from '../topology/sentinel.js';
+import { addressOf, nodeKey, resolveTopology, type DiscoveredTopology, type Topology } from '../topology/topology.js';
+
+/** What every listener shows of the proxy as a whole (INFO proxy) and needs from it. */
+export interface ProxyStatus {
+  /** Config generation: 1 at start, +1 for each reload applied. */
+  readonly generation: number;
+  /** Epoch ms of the last reload attempt; 0 none yet. */
+  readonly reloadedAt: number;
+  /** `ok`, or `failed: <reason>` for the last reload attempt; '' none yet. */
+  readonly reloadResult: string;
+  /** The config's shutdownTimeout (ms): how long departing sessions and nodes get to finish. */
+  readonly shutdownTimeout: number;
+}
 
 export class Listener implements SessionContext {
-  readonly master: Node;
-  readonly replicas: Node[];
+  master: Node;
+  replicas: Node[];
   readonly router: Router;
   readonly sessions = new Set<Session>();
   private readonly byId = new Map<number, Session>();
-  readonly logger: Logger;
+  logger: Logger;
   databases = 16;
   /** Causal reads: which writes a read must see and which node has them. */
   readonly causal: CausalReads;
-  readonly denyList: DenyList;
+  denyList: DenyList;
   /** The port actually listened on. */
   port = 0;
-  private readonly server: net.Server;
+  private server: net.Server;
   private readonly startedAt = Date.now();
   private healthTimer: NodeJS.Timeout | null = null;
   private timeoutTimer: NodeJS.Timeout | null = null;
   private closing = false;
   private checking = false;
+  /** A check was asked for during a round (new nodes): another round follows at once. */
+  private recheck = false;
   private closedWaiters: Array<() => void> = [];
+  /** Nodes that left the topology and still finish what they owe (closed with the listener). */
+  private readonly retiring = new Set<Node>();
+  /** The master reports role:slave (a failover the config does not know of); logged once per episode. */
+  private masterDemoted = false;
 
-  constructor(
-    readonly config: ListenerConfig,
+  /**
+   * Builds a listener (not started) for `config`: with `sentinel`, after asking Sentinel
+   * where the master and replicas are.
+   * @throws Error when no Sentinel could say (the message names each one and why)
+   */
+  static async create(config: ListenerConfig, logger: Logger, status: ProxyStatus): Promise<Listener> {
+    let listener: Listener | null = null;
+    const watcher = Listener.watcherFor(config, logger, (from, discovered, reason) =>
+      listener?.sentinelChanged(from, discovered, reason),
+    );
+    const discovered = watcher === null ? null : await watcher.discover();
+    listener = new Listener(config, logger, status, resolveTopology(config, discovered), watcher);
+    return listener;
+  }
+
+  /** A watcher of the listener's Sentinels (null without `sentinel`), reporting changes to `onChange`. */
+  private static watcherFor(
+    config: ListenerConfig,
     logger: Logger,
+    onChange: (from: SentinelWatcher, discovered: DiscoveredTopology, reason: string) => void,
+  ): SentinelWatcher | null {
+    if (config.sentinel === undefined) return null;
+    const watcher: SentinelWatcher = new SentinelWatcher({
+      config: config.sentinel,
+      timeout: config.connectTimeout,
+      refreshInterval: config.healthCheckInterval,
+      logger: logger.child({ listener: config.name }),
+      onChange: (discovered, reason) => onChange(watcher, discovered, reason),
+    });
+    return watcher;
+  }
+
+  private constructor(
+    public config: ListenerConfig,
+    private readonly rootLogger: Logger,
+    private readonly status: ProxyStatus,
+    topology: Topology,
+    private watcher: SentinelWatcher | null,
   ) {
-    this.logger = logger.child({ listener: config.name });
+    this.logger = rootLogger.child({ listener: config.name });
     this.denyList = new DenyList(config);
-    const node = (role: 'master' | 'replica', nodeConfig: ListenerConfig['master']): Node =>
-      new Node({
-        role,
-        // loadConfig has already resolved each node's credentials (its own pair, or the listener's backend pair).
-        config: nodeConfig,
-        sharedConnections: config.sharedConnections,
-        maxDedicated: config.maxDedicatedConnections,
-        connectTimeout: config.connectTimeout,
-        outlierTimeouts: config.outlierTimeouts,
-        outlierWindow: config.outlierWindow,
-        logger: this.logger,
-        onStateChange: (n, before) => {
-          this.router.rebuild();
-          if (before !== 'down' || !n.reachable || this.port === 0) return;
-          // A master that comes back (or was down at start) may know commands the table lacks.
-          if (n === this.master) void this.learnFromMaster();
-          // A node that comes back may have lost (or gained) the ACL rules scripts rely on.
-          void this.verifyDenyList();
-        },
-        onConnectionLost: () => void this.checkHealth(),
-      });
-    this.master = node('master', config.master);
-    this.replicas = config.replicas.map((r) => node('replica', r));
+    this.master = this.createNode('master', topology.master);
+    this.replicas = topology.replicas.map((r) => this.createNode('replica', r));
     this.router = new Router(this.master, this.replicas, config.readPolicy, config.maxReplicationLag, () =>
       this.causal?.progress.rotationChanged(),
     );
     const router = this.router;
-    this.causal = new CausalReads(
-      config.causalReads,
-      { master: this.master, replicas: this.replicas, inRotation: () => router.replicasInRotation },
-      config.healthCheckInterval,
-    );
+    // Read through `this`: the nodes change with the topology.
+    const nodes = {
+      get master(): Node {
+        return router.master;
+      },
+      get replicas(): readonly Node[] {
+        return router.replicas;
+      },
+      inRotation: () => router.replicasInRotation,
+    };
+    this.causal = new CausalReads(config.causalReads, nodes, config.healthCheckInterval);
     this.server = net.createServer((socket) => this.accept(socket));
+  }
+
+  /** Node identity (see ../topology/topology.ts nodeKey) of each node created, to keep it across reloads. */
+  private readonly keys = new WeakMap<Node, string>();
+
+  private createNode(role: 'master' | 'replica', nodeConfig: NodeConfig): Node {
+    const config = this.config;
+    const node = new Node({
+      role,
+      // loadConfig has already resolved each node's credentials (its own pair, or the listener's backend pair).
+      config: nodeConfig,
+      sharedConnections: config.sharedConnections,
+      maxDedicated: config.maxDedicatedConnections,
+      connectTimeout: config.connectTimeout,
+      outlierTimeouts: config.outlierTimeouts,
+      outlierWindow: config.outlierWindow,
+      logger: this.logger,
+      onStateChange: (n, before) => {
+        if (n.retired) return;
+        this.router.rebuild();
+        if (before !== 'down' || !n.reachable || this.port === 0) return;
+        // A master that comes back (or was down at start) may know commands the table lacks.
+        if (n === this.master) void this.learnFromMaster();
+        // A node that comes back may have lost (or gained) the ACL rules scripts rely on.
+        void this.verifyDenyList();
+      },
+      onConnectionLost: (n) => {
+        if (!n.retired) void this.checkHealth();
+      },
+    });
+    this.keys.set(node, nodeKey(role, nodeConfig, config));
+    return node;
+  }
+
+  /** Every node in the topology now, the master first. */
+  get nodes(): Node[] {
+    return [this.master, ...this.replicas];
   }
 
   /**
@@ -90,22 +173,10 @@ export class Listener implements SessionContext {
     }
     await this.learnFromMaster();
     await this.verifyDenyList();
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.config.listen, this.config.bind, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    this.server.on('error', (err) => this.logger.error({ err }, 'listener error'));
+    await this.listen(this.server, this.config.listen);
     this.port = (this.server.address() as net.AddressInfo).port;
-    this.healthTimer = setInterval(() => void this.checkHealth(), this.config.healthCheckInterval);
-    this.healthTimer.unref();
-    // Command timeouts (and closing idle extra shared connections) on their own tick, not
-    // the health round's: that round waits on a hung node for up to connectTimeout.
-    const tick = this.config.commandTimeout > 0 ? Math.min(Math.max(this.config.commandTimeout / 4, 25), 1000) : 1000;
-    this.timeoutTimer = setInterval(() => this.expireCommands(), tick);
-    this.timeoutTimer.unref();
+    this.startTimers();
+    this.watcher?.start();
     this.logger.info(
       {
         bind: this.config.bind,
@@ -113,9 +184,158 @@ export class Listener implements SessionContext {
         master: this.master.label,
         replicas: this.replicas.map((r) => r.label),
         readPolicy: this.config.readPolicy,
+        sentinel: this.config.sentinel?.masterName,
       },
       'listener up',
     );
+  }
+
+  private listen(server: net.Server, port: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, this.config.bind, () => {
+        server.off('error', reject);
+        server.on('error', (err) => this.logger.error({ err }, 'listener error'));
+        resolve();
+      });
+    });
+  }
+
+  /** The health-check and command-timeout timers, for the settings now. */
+  private startTimers(): void {
+    if (this.healthTimer !== null) clearInterval(this.healthTimer);
+    if (this.timeoutTimer !== null) clearInterval(this.timeoutTimer);
+    this.healthTimer = setInterval(() => void this.checkHealth(), this.config.healthCheckInterval);
+    this.healthTimer.unref();
+    // Command timeouts (and closing idle extra shared connections) on their own tick, not
+    // the health round's: that round waits on a hung node for up to connectTimeout.
+    const tick = this.config.commandTimeout > 0 ? Math.min(Math.max(this.config.commandTimeout / 4, 25), 1000) : 1000;
+    this.timeoutTimer = setInterval(() => this.expireCommands(), tick);
+    this.timeoutTimer.unref();
+  }
+
+  /** Sentinel reported a new master or replica set: applied at once (a +switch-master takes writes now). */
+  private sentinelChanged(from: SentinelWatcher, discovered: DiscoveredTopology, reason: string): void {
+    if (this.closing || from !== this.watcher) return;
+    this.applyTopology(resolveTopology(this.config, discovered), `sentinel ${reason}`);
+  }
+
+  /**
+   * Applies a reload's settings for this listener (same port) live: every session stays
+   * connected and every request in flight completes. Settings sessions read per request
+   * (read policy, limits, deny list, passwords, causal reads) apply to the next request;
+   * nodes are kept, re-weighted, added, or retired (see {@link applyTopology}); a new
+   * `bind` listens anew (the sessions stay); a changed `sentinel` is asked first.
+   * @throws Error when the new Sentinel list cannot say where the master is; nothing is
+   *   changed then
+   */
+  async reconfigure(next: ListenerConfig): Promise<void> {
+    const before = this.config;
+    let watcher = this.watcher;
+    let discovered: DiscoveredTopology | null = watcher?.current ?? null;
+    const sentinelChanged = JSON.stringify(next.sentinel) !== JSON.stringify(before.sentinel);
+    if (sentinelChanged) {
+      watcher = Listener.watcherFor(next, this.rootLogger, (from, d, reason) => this.sentinelChanged(from, d, reason));
+      discovered = watcher === null ? null : await watcher.discover().catch((err: unknown) => {
+        watcher!.close();
+        throw err;
+      });
+    }
+    if (this.closing) {
+      watcher?.close();
+      return;
+    }
+
+    this.config = next;
+    if (next.name !== before.name) this.logger = this.rootLogger.child({ listener: next.name });
+    if (
+      JSON.stringify(next.denyCommands) !== JSON.stringify(before.denyCommands) ||
+      next.scriptsBypassDenyCommands !== before.scriptsBypassDenyCommands
+    ) {
+      this.denyList = new DenyList(next);
+    }
+    this.router.configure(next.readPolicy, next.maxReplicationLag);
+    this.causal.setMode(next.causalReads);
+    if (next.healthCheckInterval !== before.healthCheckInterval || next.commandTimeout !== before.commandTimeout) {
+      this.startTimers();
+    }
+    for (const session of this.sessions) session.settingsChanged();
+    if (sentinelChanged) {
+      this.watcher?.close();
+      this.watcher = watcher;
+      watcher?.start();
+    }
+    this.applyTopology(resolveTopology(next, discovered), 'reload');
+    if (next.bind !== before.bind) await this.rebind();
+    void this.verifyDenyList();
+  }
+
+  /** Listens on the new `bind` address; sessions accepted on the old one stay. */
+  private async rebind(): Promise<void> {
+    const old = this.server;
+    await new Promise<void>((resolve) => old.close(() => resolve()));
+    const server = net.createServer((socket) => this.accept(socket));
+    this.server = server;
+    await this.listen(server, this.port);
+  }
+
+  /**
+   * Makes `topology` the listener's nodes. A node whose identity (address, credentials,
+   * connection settings: ../topology/topology.ts nodeKey) is unchanged is kept with its
+   * connections, taking the new weight; the others are created. Nodes no longer in the
+   * topology get no new requests and are retired: their in-flight replies arrive (up to
+   * shutdownTimeout), then their connections close. When the master moved to another
+   * server, sessions holding a dedicated connection on the old one are closed after the
+   * replies owed to them (see Session.masterMoved), and causal reads start over with the
+   * new master's offsets.
+   */
+  applyTopology(topology: Topology, reason: string): void {
+    const old = this.nodes;
+    const unused = new Map(old.map((n) => [this.keys.get(n)!, n]));
+    const created: Node[] = [];
+    const take = (role: 'master' | 'replica', nodeConfig: NodeConfig): Node => {
+      const key = nodeKey(role, nodeConfig, this.config);
+      const kept = unused.get(key);
+      if (kept !== undefined) {
+        unused.delete(key);
+        kept.weight = nodeConfig.weight;
+        return kept;
+      }
+      const node = this.createNode(role, nodeConfig);
+      created.push(node);
+      return node;
+    };
+    const oldMaster = this.master;
+    const master = take('master', topology.master);
+    const replicas = topology.replicas.map((r) => take('replica', r));
+    const moved = addressOf(oldMaster) !== addressOf(master);
+    this.master = master;
+    this.replicas = replicas;
+    this.router.setNodes(master, replicas);
+    if (created.length > 0 || unused.size > 0 || master !== oldMaster) {
+      this.logger.info(
+        {
+          reason,
+          master: master.label,
+          replicas: replicas.map((r) => `${r.host}:${r.port}/${r.weight}`),
+          added: created.map((n) => n.label),
+          removed: [...unused.values()].map((n) => n.label),
+        },
+        moved ? `master moved from ${oldMaster.host}:${oldMaster.port} to ${master.host}:${master.port}` : 'topology changed',
+      );
+    }
+    const drainMs = this.status.shutdownTimeout;
+    for (const node of unused.values()) {
+      this.retiring.add(node);
+      void node.retire(drainMs).finally(() => this.retiring.delete(node));
+    }
+    if (moved) {
+      this.masterDemoted = false;
+      this.causal.masterChanged();
+      for (const session of this.sessions) session.masterMoved(drainMs);
+    }
+    // New nodes serve reads once a health check has seen them linked and in time.
+    if (created.length > 0 && this.port !== 0) void this.checkHealth();
   }
 
   /**
@@ -127,6 +347,7 @@ export class Listener implements SessionContext {
     if (this.healthTimer !== null) clearInterval(this.healthTimer);
     if (this.timeoutTimer !== null) clearInterval(this.timeoutTimer);
     this.healthTimer = this.timeoutTimer = null;
+    this.watcher?.close();
     this.causal.close();
     const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const s of this.sessions) s.closeAfterReplies();
@@ -141,7 +362,7 @@ export class Listener implements SessionContext {
     }
     for (const s of this.sessions) s.close('proxy shutting down');
     await serverClosed;
-    await Promise.all([this.master, ...this.replicas].map((n) => n.close()));
+    await Promise.all([...this.nodes, ...this.retiring].map((n) => n.close()));
   }
 
   get serverVersion(): string {
@@ -160,17 +381,26 @@ export class Listener implements SessionContext {
 
   proxyInfo(): string {
     const inRotation = this.router.healthyReplicas;
-    const nodes = [this.master, ...this.replicas].map((n, i) => {
+    const nodes = this.nodes.map((n, i) => {
       const serving = n.role === 'replica' ? `,in_rotation=${inRotation.includes(n) ? 1 : 0},lag=${n.lag},ejected=${n.ejected ? 1 : 0}` : '';
       return `node${i}:role=${n.role},addr=${n.host}:${n.port},state=${n.state}${serving}`;
     });
+    const status = this.status;
+    const sentinel = this.config.sentinel;
     return [
       `proxy_version:${PROXY_VERSION}`,
       `proxy_uptime_in_seconds:${Math.floor((Date.now() - this.startedAt) / 1000)}`,
+      `config_generation:${status.generation}`,
+      `config_last_reload:${Math.floor(status.reloadedAt / 1000)}`,
+      `config_last_reload_result:${status.reloadResult === '' ? 'none' : status.reloadResult.replace(/[\r\n]+/g, ' ')}`,
       `listener:${this.config.name}`,
       `listener_port:${this.port}`,
       `read_policy:${this.config.readPolicy}`,
       `sessions:${this.sessions.size}`,
+      ...(sentinel === undefined
+        ? []
+        : [`sentinel_master_name:${sentinel.masterName}`, `sentinel_in_use:${this.watcher?.sentinel || 'none'}`]),
+      `master_role:${this.master.health.role || 'unknown'}`,
       ...nodes,
     ].join('\r\n');
   }
@@ -197,10 +427,16 @@ export class Listener implements SessionContext {
    * replicas; then the read rotation is rebuilt.
    */
   private async checkHealth(): Promise<void> {
-    if (this.checking) return;
+    if (this.checking) {
+      this.recheck = true;
+      return;
+    }
     this.checking = true;
+    this.recheck = false;
     try {
-      const masterInfo = await this.master.checkHealth();
+      const master = this.master;
+      const masterInfo = await master.checkHealth();
+      if (master === this.master) this.noteMasterRole();
       const lags = new Map<string, number>();
       for (const [key, value] of masterInfo ?? []) {
         if (!/^slave\d+$/.test(key)) continue;
@@ -208,7 +444,7 @@ export class Listener implements SessionContext {
         lags.set(`${fields.get('ip')}:${fields.get('port')}`, Number(fields.get('lag') ?? -1));
       }
       await Promise.all(
-        this.replicas.map(async (r) => {
+        [...this.replicas].map(async (r) => {
           r.lag = lags.get(`${r.host}:${r.port}`) ?? -1;
           await r.checkHealth();
           r.probe();
@@ -220,14 +456,35 @@ export class Listener implements SessionContext {
     }
     // An unresponsive node is checked again at once: the check waiting on it is answered
     // the moment it recovers (the end of a DEBUG SLEEP), not an interval later.
-    if (!this.closing && [this.master, ...this.replicas].some((n) => n.state === 'unresponsive')) {
+    if (!this.closing && (this.recheck || this.nodes.some((n) => n.state === 'unresponsive'))) {
       setImmediate(() => void this.checkHealth());
+    }
+  }
+
+  /**
+   * Logs once when the master starts reporting role:slave (writes are then refused with a
+   * READONLY error naming it: ../session/errors.ts demotedMasterText), and once when it
+   * is a master again.
+   */
+  private noteMasterRole(): void {
+    const role = this.master.health.role;
+    if (role === 'slave' && !this.masterDemoted) {
+      this.masterDemoted = true;
+      this.logger.error(
+        { node: this.master.label, sentinel: this.config.sentinel?.masterName },
+        this.config.sentinel === undefined
+          ? 'the configured master reports role:slave: writes are refused until the config names the new master (reload) or it is promoted again'
+          : 'the master reports role:slave: writes are refused until Sentinel names the new master',
+      );
+    } else if (role === 'master' && this.masterDemoted) {
+      this.masterDemoted = false;
+      this.logger.info({ node: this.master.label }, 'the master reports role:master again');
     }
   }
 
   private expireCommands(): void {
     const now = coarseNow();
-    for (const node of [this.master, ...this.replicas]) node.expireShared(now, this.config.commandTimeout);
+    for (const node of this.nodes) node.expireShared(now, this.config.commandTimeout);
   }
 
   /**
@@ -236,9 +493,9 @@ export class Listener implements SessionContext {
    */
   private async verifyDenyList(): Promise<void> {
     if (this.denyList.scriptReachable.length === 0) return;
-    const nodes = [this.master, ...this.replicas].map((n, i) => ({
+    const nodes = this.nodes.map((n) => ({
       label: n.label,
-      username: (i === 0 ? this.config.master : this.config.replicas[i - 1]!).username,
+      username: n.username,
       call: (...args: Array<string | Buffer>) => n.call(...args),
     }));
     const result = await this.denyList.verify(nodes);

@@ -19,6 +19,18 @@ export function unreachableText(node: string, error: string): string {
   return `ERR redis-proxy: ${node} is unreachable (${error || 'down'})`;
 }
 
+/**
+ * A write while the listener's master reports `role:slave` (demoted by a failover the
+ * config does not know of). READONLY, as Redis answers a write sent to a replica, so a
+ * client that reacts to a failover (reconnects, re-resolves) does so here too.
+ */
+export function demotedMasterText(node: string): string {
+  return (
+    `READONLY redis-proxy: ${node} reports role:slave, so writes are refused; ` +
+    'name the new master in the config and reload, or follow the master with "sentinel"'
+  );
+}
+
 /** No dedicated connection could be leased (pool exhausted for `connectTimeout`, or the node down). */
 export function noConnectionText(node: string, error: string): string {
   return `ERR redis-proxy: no connection to ${node} (${error})`;

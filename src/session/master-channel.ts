@@ -21,6 +21,11 @@ const DROP_OUTPUT: StreamSink = {
   onStreamClosed() {},
 };
 
+/** Where the listener's master is now: a reload or Sentinel may move it at any time. */
+export interface MasterSource {
+  readonly master: Node;
+}
+
 /** What the channel needs from its session. */
 export interface ChannelOwner extends StreamSink {
   /** A reply slot for the request being dispatched, in request order. */
@@ -39,8 +44,11 @@ export class MasterChannel {
   private protocol: 2 | 3 = 2;
   /** The session's dedicated connection, or null. */
   lease: Lease | null = null;
-  /** The connection replies are owed on, the (db, protocol) it was chosen for, and how many. */
+  /** The node the lease is on (the master when it was leased). */
+  private leaseNode: Node | null = null;
+  /** The connection replies are owed on, its node, the (db, protocol) it was chosen for, and how many. */
   private link: Link | null = null;
+  private linkNode: Node | null = null;
   private linkKey = 0;
   private owed = 0;
   private acquiring = false;
@@ -51,9 +59,14 @@ export class MasterChannel {
   private retiring: Lease | null = null;
 
   constructor(
-    private readonly master: Node,
+    private readonly source: MasterSource,
     private readonly owner: ChannelOwner,
   ) {}
+
+  /** The node the lease is on, or null without a lease. */
+  get leasedFrom(): Node | null {
+    return this.lease === null ? null : this.leaseNode;
+  }
 
   /** Replies owed on the master connection now. */
   get inFlight(): number {
@@ -69,22 +82,28 @@ export class MasterChannel {
   send(buf: Buffer, start: number, end: number, flags: number): ReplySlot | null {
     const key = this.db * 4 + this.protocol;
     let link: Link;
+    let node: Node;
     if (this.lease !== null) {
       link = this.lease;
+      node = this.leaseNode!;
     } else if (this.owed === 0) {
-      link = this.master.sharedLink(this.db, this.protocol);
-    } else if (this.linkKey === key && this.link !== null && !this.link.closed) {
+      node = this.source.master;
+      link = node.sharedLink(this.db, this.protocol);
+    } else if (this.linkKey === key && this.link !== null && !this.link.closed && this.linkNode === this.source.master) {
       link = this.link;
+      node = this.linkNode;
     } else {
+      // Another connection, or the master moved: wait for the replies owed on this one.
       return null;
     }
     if (link !== this.link && this.owed > 0) return null;
     if (link === this.lease) this.leaseWanted = false;
     this.link = link;
+    this.linkNode = node;
     this.linkKey = key;
     this.owed++;
     const slot = this.owner.newSlot(flags | SLOT_MASTER | (link === this.lease ? SLOT_DEDICATED : 0));
-    slot.node = this.master;
+    slot.node = node;
     link.send(slot, buf, start, end);
     return slot;
   }
@@ -93,6 +112,7 @@ export class MasterChannel {
   replied(): void {
     if (--this.owed > 0) return;
     this.link = null;
+    this.linkNode = null;
     if (this.retiring !== null) {
       this.retiring.release();
       this.retiring = null;
@@ -112,14 +132,22 @@ export class MasterChannel {
     if (this.lease !== null) return true;
     if (this.acquiring) return false;
     this.acquiring = true;
-    this.master.acquire(this.db, this.protocol).then(
+    const node = this.source.master;
+    node.acquire(this.db, this.protocol).then(
       (lease) => {
         this.acquiring = false;
         if (this.owner.ended) {
           lease.release();
           return;
         }
+        if (node !== this.source.master) {
+          // The master moved while the lease was on its way: lease from the new one.
+          lease.release();
+          this.acquire(forOther);
+          return;
+        }
         this.lease = lease;
+        this.leaseNode = node;
         // The session may have switched database or protocol while the lease was on its way.
         lease.setProtocol(this.protocol);
         lease.select(this.db);

@@ -28,7 +28,8 @@ export class ReplyQueue {
   constructor(
     private readonly owner: SlotOwner,
     private readonly output: BatchedOutput,
-    private readonly limit: number,
+    /** Changed by a reload (clientOutputLimit). */
+    public limit: number,
   ) {}
 
   /** True when every reply has been written. */

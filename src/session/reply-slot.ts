@@ -16,10 +16,9 @@ export interface SlotOwner {
 
 /** Sent on a master connection: counts for the session's ordering barrier (./master-channel.ts). */
 export const SLOT_MASTER = 1;
-/** A read: may be retried once on another node. */
+/** A read: may be retried on another node (up to MAX_READ_RETRIES times). */
 export const SLOT_READ = 2;
-/** Already retried once. */
-export const SLOT_RETRIED = 4;
+// 4: free (was SLOT_RETRIED; ReplySlot.retries counts retries now).
 /** Sent on the session's dedicated connection (its lease). */
 export const SLOT_DEDICATED = 8;
 /** EXEC: its reply applies what the transaction did to the session (./transaction.ts). */
@@ -34,6 +33,13 @@ export const SLOT_WRITE = 128;
 export const SLOT_TRACKING = 256;
 /** A script or function call: commandTimeout does not close its connection while it runs (OwedReply.patient). */
 export const SLOT_PATIENT = 512;
+
+/**
+ * How often a read is sent again after the node it was on failed: twice, since a
+ * failover can cost a read two connections (the master dying, then Sentinel's CLIENT
+ * KILL on the replica it promotes or reconfigures).
+ */
+export const MAX_READ_RETRIES = 2;
 
 export class ReplySlot implements OwedReply {
   /** Next slot in the session's queue. */
@@ -59,6 +65,8 @@ export class ReplySlot implements OwedReply {
   keys = -1;
   /** The buckets of a write's keys when it has several. */
   manyKeys: number[] | null = null;
+  /** Times a read was sent again elsewhere after its node failed. */
+  retries = 0;
 
   constructor(
     readonly owner: SlotOwner,

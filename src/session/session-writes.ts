@@ -5,12 +5,19 @@
 import Denque from 'denque';
 import type { Node } from '../backend/node.js';
 import type { CommandInfo } from '../commands/index.js';
+import type { CausalMode } from '../config/types.js';
 import { KEYS_MANY, KEYS_UNKNOWN, requestKeys, type CausalReads } from '../consistency/causal-reads.js';
 import type { RequestView } from '../protocol/request-parser.js';
 import type { Router } from '../routing/router.js';
 import type { ReplySlot } from './reply-slot.js';
 
 export class SessionWrites {
+  /**
+   * The causal-read mode this session follows: the listener's, taken whenever the
+   * session has no write in flight (a reload may change it; a write is answered under
+   * the mode it was sent under).
+   */
+  private mode: CausalMode;
   /** Writes sent and not yet answered. */
   private inFlight = 0;
   /** Sequence number of the session's last acknowledged write (mode `session`). */
@@ -24,17 +31,19 @@ export class SessionWrites {
    */
   private pending: Denque<number> | null = null;
 
-  constructor(private readonly causal: CausalReads) {}
+  constructor(private readonly causal: CausalReads) {
+    this.mode = causal.mode;
+  }
 
   /**
    * A write was sent with `slot` (the request, and its command when known, for its keys
    * in database `db`; `req` null for bytes the proxy made, such as EXEC's stand-ins).
    */
   sent(slot: ReplySlot, cmd: CommandInfo | undefined, req: RequestView | null, db: number): void {
-    const causal = this.causal;
-    if (causal.mode === 'none') return;
+    if (this.inFlight === 0) this.mode = this.causal.mode;
+    if (this.mode === 'none') return;
     this.inFlight++;
-    if (causal.mode !== 'global') return;
+    if (this.mode !== 'global') return;
     const keys = req === null ? KEYS_UNKNOWN : requestKeys(cmd, req, db, this.scratch);
     const pending = (this.pending ??= new Denque<number>());
     slot.keys = keys;
@@ -48,7 +57,7 @@ export class SessionWrites {
 
   /** The reply (or failure: it may have run) of a write sent with `slot` arrived. Replies come in send order. */
   answered(slot: ReplySlot): void {
-    if (this.causal.mode === 'none') return;
+    if (this.mode === 'none') return;
     this.inFlight--;
     const pending = this.pending;
     if (pending !== null) {
@@ -60,7 +69,7 @@ export class SessionWrites {
 
   /** A write the proxy could not follow by its slot (EXEC of a transaction that turned into a stream) was answered. */
   barrierAnswered(): void {
-    if (this.causal.mode !== 'none') this.lastSeq = this.causal.writeAcked(KEYS_UNKNOWN, null);
+    if (this.mode !== 'none') this.lastSeq = this.causal.writeAcked(KEYS_UNKNOWN, null);
   }
 
   /**
@@ -69,8 +78,9 @@ export class SessionWrites {
    */
   readNode(cmd: CommandInfo, req: RequestView, db: number, router: Router): Node | null {
     const causal = this.causal;
-    if (causal.mode === 'none') return router.readNode();
-    if (causal.mode === 'session') {
+    if (this.inFlight === 0) this.mode = causal.mode;
+    if (this.mode === 'none') return router.readNode();
+    if (this.mode === 'session') {
       // Its own writes in flight: only the master is sure to have them once they run.
       return this.inFlight > 0 ? router.master : causal.readNode(router, this.lastSeq);
     }

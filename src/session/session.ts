@@ -63,6 +63,7 @@ import { redirectArg, redirectTarget, unblockRequest, withClientId } from './cli
 import { SessionWrites } from './session-writes.js';
 import { isBlockingCall, retryOnMaster, wantsProxySection } from './command-traits.js';
 import {
+  demotedMasterText,
   failureText,
   NO_REDIRECT_TARGET,
   NO_REPLICA,
@@ -77,13 +78,13 @@ import { unsubscribedReplies } from './pubsub.js';
 import { ReplyQueue } from './reply-queue.js';
 import {
   ReplySlot,
+  MAX_READ_RETRIES,
   SLOT_DEDICATED,
   SLOT_EXEC,
   SLOT_INFO,
   SLOT_MASTER,
   SLOT_PATIENT,
   SLOT_READ,
-  SLOT_RETRIED,
   SLOT_SILENT,
   SLOT_TRACKING,
   SLOT_WRITE,
@@ -208,17 +209,15 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     this.parser = new RequestParser(this);
     this.output = new BatchedOutput(socket);
     this.replies = new ReplyQueue(this, this.output, ctx.config.clientOutputLimit);
-    this.channel = new MasterChannel(ctx.master, this);
+    this.channel = new MasterChannel(ctx, this);
     this.writes = new SessionWrites(ctx.causal);
     this.isAuthenticated = !this.authRequired;
     this.parser.authRequired = this.authRequired;
     socket.setNoDelay(true);
-    if (ctx.config.clientIdleTimeout > 0) {
-      socket.setTimeout(ctx.config.clientIdleTimeout);
-      socket.on('timeout', () => {
-        if (this.replies.empty && this.channel.lease === null) this.close('idle timeout');
-      });
-    }
+    socket.setTimeout(ctx.config.clientIdleTimeout);
+    socket.on('timeout', () => {
+      if (this.replies.empty && this.channel.lease === null) this.close('idle timeout');
+    });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.updateFlow());
     socket.on('error', () => this.close('client error'));
@@ -790,6 +789,11 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
   /** Sends to the master (`cmd`: the request's command, for a write's keys); false when the ordering barrier holds it. */
   private sendToMaster(req: RequestView, flags: number, cmd?: CommandInfo): boolean {
     if (this.masterDown()) return true;
+    if (flags & SLOT_WRITE && this.ctx.master.health.role === 'slave' && this.channel.lease === null) {
+      // A write would reach a replica: the config names a master that was demoted.
+      this.replyError(demotedMasterText(this.ctx.master.label));
+      return true;
+    }
     return this.sendRequestToMaster(req, flags, cmd);
   }
 
@@ -1005,8 +1009,15 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     // A write whose connection failed may have run: it counts as acknowledged.
     if (flags & SLOT_WRITE) this.writes.answered(slot);
     if (this.phase === CLOSED) return;
-    if (flags & SLOT_READ && !(flags & SLOT_RETRIED) && slot.request !== null) {
-      const other = this.ctx.router.readNode(slot.node);
+    if (flags & SLOT_READ && slot.retries < MAX_READ_RETRIES && slot.request !== null) {
+      const router = this.ctx.router;
+      let other = router.readNode(slot.node);
+      if (
+        (other === null || other === slot.node || !other.reachable) &&
+        (!router.master.reachable || (slot.node === router.master && router.replicasInRotation.length === 0))
+      ) {
+        other = router.fallbackNode(slot.node);
+      }
       if (other !== null && other !== slot.node && other.reachable) {
         this.resend(slot, other);
         return;
@@ -1019,7 +1030,8 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
 
   /** Sends a read again, to `node`; not through the barrier (a read is not ordered against writes), and counted already. */
   private resend(slot: ReplySlot, node: Node): void {
-    slot.flags = (slot.flags | SLOT_RETRIED) & ~(SLOT_MASTER | SLOT_WRITE);
+    slot.retries++;
+    slot.flags &= ~(SLOT_MASTER | SLOT_WRITE);
     slot.node = node;
     const requestFor = slot.requestFor;
     node.sharedLink(requestFor >> 2, (requestFor & 3) as 2 | 3).send(slot, slot.request!, slot.requestStart, slot.requestEnd);
@@ -1127,6 +1139,32 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
       this.readingPaused = false;
       this.socket.resume();
     }
+  }
+
+  /** A reload changed the listener's settings: the ones a session holds on to follow. */
+  settingsChanged(): void {
+    const config = this.ctx.config;
+    this.replies.limit = config.clientOutputLimit;
+    this.socket.setTimeout(config.clientIdleTimeout);
+    this.updateFlow();
+  }
+
+  /**
+   * The listener's master moved to another server. A session with a dedicated connection
+   * on the old one (MULTI, WATCH, Pub/Sub, MONITOR, a blocking command) holds state that
+   * server had: it gets the replies owed to it, then is closed, as a client of a
+   * failed-over Redis is; after `drainMs` ms it is closed whatever is still owed (a
+   * blocking command on the old master would never see the new master's writes).
+   * Sessions on shared connections go on: their next master request goes to the new
+   * master once the replies owed on the old one are in.
+   */
+  masterMoved(drainMs: number): void {
+    const from = this.channel.leasedFrom;
+    if (from === null || from === this.ctx.master) return;
+    this.closeAfterReplies();
+    if (this.phase === CLOSED) return;
+    const timer = setTimeout(() => this.close('the master moved'), drainMs);
+    timer.unref();
   }
 
   /** Stops dispatching; the connection closes once every earlier reply has been written (QUIT, a protocol error). */

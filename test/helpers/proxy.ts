@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { normalizeConfig } from '../../src/config/index.js';
 import type { LogLevel } from '../../src/config/types.js';
-import { startProxy, type Proxy } from '../../src/index.js';
+import { startProxy, type Proxy, type ReloadOutcome } from '../../src/index.js';
 import { createLogger } from '../../src/log.js';
 import { closeAllClients, freePort } from './clients.js';
 import { closeRawConnections, rawCommand } from './raw.js';
@@ -74,6 +74,12 @@ export interface TestProxy {
   port: number;
   /** Ports of all listeners, in config order. */
   ports: number[];
+  /**
+   * Applies `raw` live (as SIGHUP does); listeners with `listen: 0` get free ports (new
+   * listeners), so a kept listener must name its port (`listen: tp.port`).
+   * @throws Error when the reload did not apply in full
+   */
+  reload(raw: unknown): Promise<ReloadOutcome>;
   close(): Promise<void>;
 }
 
@@ -110,12 +116,19 @@ export async function startTestProxy(
       await proxy.close(2000);
     })());
   scope.teardown(close);
-  return { proxy, port: ports[0]!, ports, close };
+  const reload = async (next: unknown): Promise<ReloadOutcome> => {
+    const outcome = await proxy.reload(normalizeConfig(await withFreePorts(next)));
+    if (!outcome.ok) throw new Error(`reload failed: ${outcome.errors.join('; ')}`);
+    return outcome;
+  };
+  return { proxy, port: ports[0]!, ports, reload, close };
 }
 
 export interface ProxyProcess {
   child: ChildProcess;
   ports: number[];
+  /** The config file the proxy was started with (rewrite it, then SIGHUP, to reload). */
+  configPath: string;
   /** Resolves with the exit code (or signal name) once the process has exited. */
   exit: Promise<number | string>;
   output(): string;
@@ -174,6 +187,7 @@ export async function spawnProxyCli(
   return {
     child,
     ports,
+    configPath: file,
     exit,
     output: () => output,
     kill: (signal: NodeJS.Signals = 'SIGTERM') => {

@@ -220,7 +220,7 @@ t.test('normalizeConfig does not modify its argument', async (t) => {
 t.test('unknown key', async (t) => {
   const [p, ...rest] = problemsOf([listener(6380, { foo: 1 })]);
   t.same(rest, []);
-  t.match(p, /^\[0\]\.foo: unknown key; allowed keys are listen, name, master, slave, bind, readPolicy, /);
+  t.match(p, /^\[0\]\.foo: unknown key; allowed keys are listen, name, master, sentinel, slave, bind, readPolicy, /);
   t.same(problemsOf({ listeners: [listener(6380)], extra: true }), [
     'extra: unknown key; allowed keys are logLevel, shutdownTimeout, defaults, listeners',
   ]);
@@ -256,7 +256,7 @@ t.test('port out of range', async (t) => {
 
 t.test('missing master', async (t) => {
   t.same(problemsOf([{ listen: 6380, slave: [] }]), [
-    '[0].master: required key is missing; must be an object like {"host": "10.0.0.1", "port": 6379}',
+    '[0]: needs "master" (the master\'s address, like {"host": "10.0.0.1", "port": 6379}) or "sentinel" (to follow a Sentinel-managed master)',
   ]);
   t.same(problemsOf([{ listen: 6380, master: { host: 'h' } }]), [
     '[0].master.port: required key is missing; must be an integer 1-65535',
@@ -264,6 +264,22 @@ t.test('missing master', async (t) => {
   t.same(problemsOf([{ listen: 6380, master: 'h:1' }]), [
     '[0].master: must be an object like {"host": "10.0.0.1", "port": 6379}, got "h:1"',
   ]);
+});
+
+t.test('sentinel', async (t) => {
+  const sentinel = { masterName: 'mymaster', nodes: [{ host: '10.0.0.5', port: 26379 }], password: 's3cret' };
+  const l = normalizeConfig([{ listen: 6380, sentinel, slave: [node(7001)], backendPassword: 'pw' }]).listeners[0]!;
+  t.same(l.sentinel, sentinel);
+  t.equal(l.master, undefined);
+  t.same(l.replicas, [{ host: '127.0.0.1', port: 7001, weight: 1, password: 'pw' }]);
+  t.same(problemsOf([{ listen: 6380, master: node(7000), sentinel }]), [
+    '[0].sentinel: is set together with "master"; a listener follows either a fixed master or Sentinel: remove one',
+  ]);
+  t.same(problemsOf([{ listen: 6380, sentinel: { masterName: 'm', nodes: [] } }]), [
+    '[0].sentinel.nodes: must be a non-empty array of Sentinels like [{"host": "10.0.0.5", "port": 26379}], got an empty array',
+  ]);
+  const [p] = problemsOf([{ listen: 6380, sentinel: { masterName: 'm', nodes: [{ host: 'h', port: 1 }], master: 'x' } }]);
+  t.match(p, /^\[0\]\.sentinel\.master: unknown key; allowed keys are masterName, nodes, username, password/);
 });
 
 t.test('bad readPolicy', async (t) => {

@@ -10,7 +10,8 @@
  * link while replies are owed goes through; a send that needs another connection returns
  * null (nothing sent, no slot taken) until every owed reply is in, and the owner is woken
  * then; slot flags; acquire() (pending, arrival, failure, forOther); releaseIfIdle;
- * retireLease keeping the barrier; close(); a lease arriving after the owner ended.
+ * retireLease keeping the barrier; close(); a lease arriving after the owner ended; the
+ * master moving (a reload or failover) while replies are owed or a lease is on its way.
  */
 import t from 'tap';
 import type { Lease } from '../../src/backend/lease.js';
@@ -146,12 +147,21 @@ class FakeOwner implements ChannelOwner, SlotOwner {
   }
 }
 
-function setup(): { node: FakeNode; owner: FakeOwner; channel: MasterChannel } {
+/** Where the channel finds the master: the listener, whose master a reload or failover may replace. */
+class FakeListener {
+  constructor(public node: FakeNode) {}
+  get master(): Node {
+    return this.node as unknown as Node;
+  }
+}
+
+function setup(): { node: FakeNode; owner: FakeOwner; channel: MasterChannel; listener: FakeListener } {
   const node = new FakeNode();
   const owner = new FakeOwner();
-  const channel = new MasterChannel(node as unknown as Node, owner);
+  const listener = new FakeListener(node);
+  const channel = new MasterChannel(listener, owner);
   owner.channel = channel;
-  return { node, owner, channel };
+  return { node, owner, channel, listener };
 }
 
 /** Sends the request `text` (its bytes sit inside a larger buffer, to check the range is honoured). */
@@ -603,4 +613,41 @@ t.test('a lease arriving behind the barrier is kept for the request that asked f
   t.equal(lease.releases, 0, 'not released before its first use');
   t.not(send(channel, 'BLPOP q 0'), null);
   t.same(lease.sent, ['BLPOP q 0'], 'sent on the lease');
+});
+
+t.test('the master moves while replies are owed on the old one: the barrier holds, then sends go to the new master', async (t) => {
+  const { node: old, owner, channel, listener } = setup();
+  const first = send(channel, 'SET a 1', SLOT_WRITE)!;
+  t.equal(first.node, old as unknown as Node);
+  const moved = new FakeNode();
+  listener.node = moved;
+  t.equal(send(channel, 'SET a 2', SLOT_WRITE), null, 'not sent to the old master, not ahead of the owed reply');
+  t.same(moved.linkCalls, []);
+  old.link('0/2').settle();
+  t.ok(owner.wakes > 0, 'woken when the old master answered');
+  const second = send(channel, 'SET a 2', SLOT_WRITE)!;
+  t.equal(second.node, moved as unknown as Node);
+  t.same(moved.link('0/2').sent, ['SET a 2']);
+  t.same(old.link('0/2').sent, ['SET a 1'], 'nothing more went to the old master');
+});
+
+t.test('a lease arriving from a master that has since moved is released; the lease comes from the new one', async (t) => {
+  const { node: old, owner, channel, listener } = setup();
+  t.equal(channel.acquire(), false);
+  const moved = new FakeNode();
+  listener.node = moved;
+  const stale = new FakeLease('stale');
+  old.acquires[0]!.resolve(stale);
+  await Promise.resolve();
+  await Promise.resolve();
+  t.equal(stale.releases, 1, 'the old master\'s lease went back');
+  t.equal(channel.lease, null);
+  t.equal(moved.acquires.length, 1, 'asked the new master');
+  const lease = new FakeLease('lease');
+  moved.acquires[0]!.resolve(lease);
+  await Promise.resolve();
+  await Promise.resolve();
+  t.equal(channel.lease, lease as unknown as Lease);
+  t.equal(channel.leasedFrom, moved as unknown as Node);
+  t.ok(owner.wakes > 0);
 });

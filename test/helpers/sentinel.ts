@@ -1,0 +1,234 @@
+/**
+ * Real Redis Sentinel processes for the integration tests, monitoring a master started
+ * with redis.ts: each on a free port, in a fresh temporary directory holding the config
+ * file Sentinel rewrites. Every Sentinel started is stopped when the test (or the file)
+ * ends, and SIGKILLed if the test process exits or dies first (see spawn.ts).
+ *
+ * Sentinel: https://redis.io/docs/latest/operate/oss_and_stack/management/sentinel/
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { Redis } from 'ioredis';
+import t from 'tap';
+import { freePort, ioredisClient } from './clients.js';
+import type { RedisServer } from './redis.js';
+import { forgetDir, spawnGuarded } from './spawn.js';
+import { sleep, waitFor } from './wait.js';
+
+export interface SentinelProcess {
+  readonly port: number;
+  readonly pid: number;
+  /** `127.0.0.1:<port>`, as the watcher names it. */
+  readonly address: string;
+  /** The temporary directory holding its config file. */
+  readonly dir: string;
+  /** SIGTERM (after SIGCONT), wait for exit (SIGKILL after 3 s), remove the directory. Idempotent. */
+  stop(): Promise<void>;
+  /** Sends `signal` (default SIGKILL) without waiting. */
+  kill(signal?: NodeJS.Signals): void;
+  /** Resolves when the process has exited. */
+  exited(): Promise<void>;
+  /** A new ioredis client connected to this Sentinel (closed at the end of the file). */
+  client(): Redis;
+  /** `SENTINEL <args>` on a shared client. */
+  sentinel(...args: string[]): Promise<unknown>;
+  /** `SENTINEL MASTER <name>` parsed into `field -> value`. */
+  masterState(name?: string): Promise<Record<string, string>>;
+  /** The last lines it printed (for failure messages). */
+  output(): string;
+}
+
+export interface StartSentinelsOptions {
+  /** How many Sentinels (default 3). */
+  count?: number;
+  /** Name the master is monitored under (default `mymaster`). */
+  masterName?: string;
+  /** Sentinels that must agree the master is down (default 2). */
+  quorum?: number;
+  /** `down-after-milliseconds` (default 1000). */
+  downAfterMs?: number;
+  /** `failover-timeout` in ms (default 5000). */
+  failoverTimeoutMs?: number;
+  /** Test whose teardown stops the Sentinels; default: the whole test file. */
+  t?: Pick<typeof t, 'teardown'>;
+}
+
+/** redis-sentinel, or redis-server in Sentinel mode where redis-sentinel is not installed. */
+const sentinelCommand = (conf: string): [string, string[]] =>
+  spawnSync('sh', ['-c', 'command -v redis-sentinel'], { stdio: 'ignore' }).status === 0
+    ? ['redis-sentinel', [conf]]
+    : ['redis-server', [conf, '--sentinel']];
+
+/** Sends an inline PING on a fresh socket; true when `+PONG` comes back. */
+function pingOnce(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    let reply = '';
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(1000, () => done(false));
+    socket.on('error', () => done(false));
+    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk) => {
+      reply += chunk.toString('latin1');
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
+    });
+  });
+}
+
+/** A flat `[field, value, ...]` reply as an object. */
+export function fieldsOf(reply: unknown): Record<string, string> {
+  const fields: Record<string, string> = {};
+  if (!Array.isArray(reply)) return fields;
+  for (let i = 0; i + 1 < reply.length; i += 2) fields[String(reply[i])] = String(reply[i + 1]);
+  return fields;
+}
+
+async function spawnOnce(masterPort: number, opts: Required<Omit<StartSentinelsOptions, 't'>>): Promise<SentinelProcess | undefined> {
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'redis-proxy-sentinel-'));
+  const conf = path.join(dir, 'sentinel.conf');
+  const name = opts.masterName;
+  writeFileSync(
+    conf,
+    [
+      `port ${port}`,
+      'bind 127.0.0.1',
+      'daemonize no',
+      `dir ${dir}`,
+      'logfile ""',
+      'sentinel resolve-hostnames no',
+      `sentinel monitor ${name} 127.0.0.1 ${masterPort} ${opts.quorum}`,
+      `sentinel down-after-milliseconds ${name} ${opts.downAfterMs}`,
+      `sentinel failover-timeout ${name} ${opts.failoverTimeoutMs}`,
+      `sentinel parallel-syncs ${name} 1`,
+      '',
+    ].join('\n'),
+  );
+  const [command, args] = sentinelCommand(conf);
+  const child = spawnGuarded(command, args, { cwd: dir, dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-8000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  let hasExited = false;
+  const exitedPromise = new Promise<void>((resolve) => {
+    child.once('exit', () => {
+      hasExited = true;
+      resolve();
+    });
+  });
+  child.once('error', () => {
+    /* reported by 'exit' / the ping loop */
+  });
+
+  const deadline = Date.now() + 5000;
+  while (!(await pingOnce(port))) {
+    if (hasExited || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      await exitedPromise;
+      rmSync(dir, { recursive: true, force: true });
+      forgetDir(dir);
+      // Lost a race for a free port: retry with another.
+      if (/Address already in use/.test(output)) return undefined;
+      throw new Error(`redis-sentinel on port ${port} did not start:\n${output}`);
+    }
+    await sleep(20);
+  }
+
+  let admin: Redis | undefined;
+  const adminClient = () => (admin ??= ioredisClient(port, { maxRetriesPerRequest: 1 }));
+  let stopping: Promise<void> | undefined;
+  const sentinel: SentinelProcess = {
+    port,
+    pid: child.pid ?? -1,
+    address: `127.0.0.1:${port}`,
+    dir,
+    stop() {
+      stopping ??= (async () => {
+        admin?.disconnect();
+        if (!hasExited) {
+          child.kill('SIGCONT'); // a test may have frozen it with SIGSTOP
+          child.kill('SIGTERM');
+          const killer = setTimeout(() => child.kill('SIGKILL'), 3000);
+          await exitedPromise;
+          clearTimeout(killer);
+        }
+        rmSync(dir, { recursive: true, force: true });
+        forgetDir(dir);
+      })();
+      return stopping;
+    },
+    kill(signal: NodeJS.Signals = 'SIGKILL') {
+      if (!hasExited) child.kill(signal);
+    },
+    exited: () => exitedPromise,
+    client: () => ioredisClient(port),
+    sentinel: (...args: string[]) => adminClient().call('SENTINEL', ...args),
+    async masterState(masterName = name) {
+      return fieldsOf(await adminClient().call('SENTINEL', 'MASTER', masterName));
+    },
+    output: () => output,
+  };
+  return sentinel;
+}
+
+/**
+ * Starts `count` Sentinels monitoring `master` (a server or its port) and waits until
+ * each answers PING. They do not know each other yet: see {@link waitForSentinels}.
+ */
+export async function startSentinels(
+  master: RedisServer | number,
+  opts: StartSentinelsOptions = {},
+): Promise<SentinelProcess[]> {
+  const settings = {
+    count: opts.count ?? 3,
+    masterName: opts.masterName ?? 'mymaster',
+    quorum: opts.quorum ?? 2,
+    downAfterMs: opts.downAfterMs ?? 1000,
+    failoverTimeoutMs: opts.failoverTimeoutMs ?? 5000,
+  };
+  const masterPort = typeof master === 'number' ? master : master.port;
+  const startOne = async (): Promise<SentinelProcess> => {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const sentinel = await spawnOnce(masterPort, settings);
+      if (sentinel) {
+        (opts.t ?? t).teardown(() => sentinel.stop());
+        return sentinel;
+      }
+    }
+    throw new Error('could not find a free port for redis-sentinel');
+  };
+  return Promise.all(Array.from({ length: settings.count }, startOne));
+}
+
+/**
+ * Waits until every Sentinel in `sentinels` sees `replicas` replicas of the master and
+ * knows the other Sentinels (`num-slaves`, `num-other-sentinels` of `SENTINEL MASTER`):
+ * before that a failover can be neither voted nor completed. Sentinels find each other
+ * through hello messages published every 2 s.
+ */
+export async function waitForSentinels(
+  sentinels: SentinelProcess[],
+  { replicas, masterName = 'mymaster', timeoutMs = 10_000 }: { replicas: number; masterName?: string; timeoutMs?: number },
+): Promise<void> {
+  await Promise.all(
+    sentinels.map((s) =>
+      waitFor(
+        `Sentinel ${s.address} to see ${replicas} replicas and ${sentinels.length - 1} other Sentinels`,
+        async () => {
+          const state = await s.masterState(masterName);
+          return Number(state['num-slaves']) === replicas && Number(state['num-other-sentinels']) === sentinels.length - 1;
+        },
+        { timeoutMs, intervalMs: 100 },
+      ),
+    ),
+  );
+}
