@@ -46,6 +46,9 @@ const USAGE = `usage: node bench/run.mjs [options]
                       built) as the target "baseline", e.g. the commit before a change
                       (DIR may be this checkout, to compare two settings of one build)
   --listener JSON     extra listener settings for redis-proxy, e.g. '{"causalReads":"none"}'
+  --admin             redis-proxy (not baseline) runs its admin HTTP server and /metrics is
+                      scraped every second during the run (the cost of metrics: compare with
+                      --baseline . , the same checkout without it)
   --baseline-listener JSON   the same for baseline
   --out DIR           where <date>.md and latest.md go (default bench/results)
   --json FILE         machine-readable results (default <out>/latest.json)
@@ -75,6 +78,7 @@ function options() {
       'no-warmup': { type: 'boolean', default: false },
       'run-timeout': { type: 'string', default: '300' },
       'proxy-bin': { type: 'string' },
+      admin: { type: 'boolean', default: false },
       strict: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -122,6 +126,7 @@ function options() {
     listener: settings('listener'),
     baselineListener: settings('baseline-listener'),
     strict: values.strict,
+    admin: values.admin,
   };
 }
 
@@ -162,8 +167,8 @@ async function startTwemproxy(tmp, port, masterPort) {
  * Starts the redis-proxy of checkout `root` (this one, or the --baseline one) as target
  * `name`; its config and log are <name>.json and <name>.log in tmp.
  */
-async function startProxy(tmp, name, root, port, masterPort, replicaPort, proxyBin, settings = {}) {
-  const config = proxyConfig(port, masterPort, replicaPort, settings);
+async function startProxy(tmp, name, root, port, masterPort, replicaPort, proxyBin, settings = {}, top = {}) {
+  const config = proxyConfig(port, masterPort, replicaPort, settings, top);
   const conf = path.join(tmp, `${name}.json`);
   fs.writeFileSync(conf, JSON.stringify(config, null, 2));
   const child = await launchProxy({ name, root, conf, logFile: path.join(tmp, `${name}.log`), port, proxyBin });
@@ -305,8 +310,16 @@ async function main() {
         return child;
       },
       'redis-proxy': async (port) => {
-        const { child, config } = await startProxy(tmp, 'redis-proxy', ROOT, port, env.masterPort, env.replicaPort, opts.proxyBin, opts.listener);
+        const top = opts.admin ? { admin: { listen: await freePort() } } : {};
+        const { child, config } = await startProxy(tmp, 'redis-proxy', ROOT, port, env.masterPort, env.replicaPort, opts.proxyBin, opts.listener, top);
         settingsExtra['redis-proxy config'] = config;
+        if (opts.admin) {
+          // Scraped every second, as a Prometheus server would (more often than the usual 15 s).
+          const url = `http://127.0.0.1:${top.admin.listen}/metrics`;
+          const scraper = setInterval(() => void fetch(url).then((r) => r.text()).catch(() => undefined), 1000);
+          child.once('exit', () => clearInterval(scraper));
+          settingsExtra['redis-proxy admin'] = `${url} scraped every 1 s`;
+        }
         return child;
       },
       // The same config shape on its own port, started from the other checkout's launcher.

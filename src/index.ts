@@ -3,7 +3,9 @@
  * normalized config (see config/) and returns a handle to reload and stop them.
  */
 import type { Logger } from 'pino';
-import type { ListenerConfig, ProxyConfig } from './config/types.js';
+import { createRegistry } from './admin/metrics.js';
+import { AdminServer } from './admin/server.js';
+import type { AdminConfig, ListenerConfig, ProxyConfig } from './config/types.js';
 import { Listener, type ProxyStatus } from './server/listener.js';
 
 export type { ProxyConfig } from './config/types.js';
@@ -26,6 +28,8 @@ export interface ReloadOutcome {
 export interface Proxy {
   /** One entry per listener, in config order, with the port it accepts clients on. */
   readonly listeners: ReadonlyArray<{ name: string; port: number }>;
+  /** The port of the admin HTTP server, or 0 without one. */
+  readonly adminPort: number;
   /**
    * Applies `next` live (SIGHUP): listeners are matched by port (by name for port 0);
    * a new one starts, a removed one stops accepting and closes once its sessions got
@@ -60,14 +64,32 @@ export async function startProxy(config: ProxyConfig, logger: Logger): Promise<P
     reloadedAt: 0,
     reloadResult: '',
     shutdownTimeout: config.shutdownTimeout,
+    reloads: 0,
+    reloadFailures: 0,
   };
   let listeners: Listener[] = [];
+  const registry = createRegistry(() => listeners, status);
+  let admin: AdminServer | null = null;
+  /** Starts, moves or stops the admin server for `wanted`; requests are timed only while it runs. */
+  const applyAdmin = async (wanted: AdminConfig | undefined): Promise<void> => {
+    if (admin !== null && (wanted === undefined || wanted.listen !== admin.config.listen || wanted.bind !== admin.config.bind)) {
+      await admin.close();
+      admin = null;
+    }
+    if (wanted !== undefined && admin === null) {
+      const server = new AdminServer(wanted, () => listeners, registry, logger);
+      await server.start();
+      admin = server;
+    }
+    for (const l of listeners) l.stats.timing = admin !== null;
+  };
   try {
     for (const l of config.listeners) {
       const listener = await Listener.create(l, logger, status);
       listeners.push(listener);
       await listener.start();
     }
+    await applyAdmin(config.admin);
   } catch (err) {
     await Promise.all(listeners.map((l) => l.close(0)));
     throw err;
@@ -113,6 +135,14 @@ export async function startProxy(config: ProxyConfig, logger: Logger): Promise<P
       void gone.close(next.shutdownTimeout);
     }
     listeners = kept;
+    try {
+      await applyAdmin(next.admin);
+    } catch (err) {
+      outcome.ok = false;
+      outcome.errors.push(`admin (port ${next.admin?.listen}): ${err instanceof Error ? err.message : String(err)}`);
+    }
+    status.reloads++;
+    if (!outcome.ok) status.reloadFailures++;
     status.generation++;
     outcome.generation = status.generation;
     status.reloadedAt = Date.now();
@@ -124,17 +154,24 @@ export async function startProxy(config: ProxyConfig, logger: Logger): Promise<P
     get listeners() {
       return listeners.map((l) => ({ name: l.config.name, port: l.port }));
     },
+    get adminPort() {
+      return admin?.port ?? 0;
+    },
     reload(next: ProxyConfig): Promise<ReloadOutcome> {
       const done = reloads.then(() => applyReload(next));
       reloads = done.catch(() => undefined);
       return done;
     },
     reloadRejected(reason: string): void {
+      status.reloads++;
+      status.reloadFailures++;
       status.reloadedAt = Date.now();
       status.reloadResult = `failed: ${reason}`;
     },
     close(timeoutMs = status.shutdownTimeout): Promise<void> {
-      closing ??= reloads.then(() => Promise.all(listeners.map((l) => l.close(timeoutMs)))).then(() => undefined);
+      closing ??= reloads
+        .then(() => Promise.all([...listeners.map((l) => l.close(timeoutMs)), admin?.close()]))
+        .then(() => undefined);
       return closing;
     },
   };

@@ -29,10 +29,14 @@ export async function startRedis(dir, name, port, extra = []) {
   return child;
 }
 
-/** The proxy config the benchmarks use: one listener on `port` over the master and one replica, plus `settings`. */
-export function proxyConfig(port, masterPort, replicaPort, settings = {}) {
+/**
+ * The proxy config the benchmarks use: one listener on `port` over the master and one
+ * replica, plus listener `settings`, plus `top` (top-level keys such as `admin`).
+ */
+export function proxyConfig(port, masterPort, replicaPort, settings = {}, top = {}) {
   return {
     logLevel: 'warn',
+    ...top,
     listeners: [{
       listen: port,
       master: { host: '127.0.0.1', port: masterPort },

@@ -199,6 +199,11 @@ export class Node implements ConnectionEvents, LeasePool {
     return new Lease(conn, this);
   }
 
+  /** Dedicated connections leased to sessions now, and idle in the pool (metrics). */
+  get poolSize(): { inUse: number; idle: number } {
+    return { inUse: this.pool.borrowed, idle: this.pool.available };
+  }
+
   giveBack(conn: BackendConnection): void {
     void this.pool.release(conn);
   }

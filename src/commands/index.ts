@@ -28,6 +28,7 @@ export {
 export {
   TABLE_REDIS_VERSION,
   STATIC_COMMAND_NAMES,
+  COMMAND_NAMES,
   lookupCommand,
   lookupCommandBytes,
   resolveSubcommand,

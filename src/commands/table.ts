@@ -40,7 +40,16 @@ export interface CommandInfo {
   route: number;
   /** TRAIT_* bits of ./routes.ts, set when the entry is installed. */
   traits: number;
+  /**
+   * A small number naming the command for per-command counters (metrics): the index of
+   * its name in {@link COMMAND_NAMES}, given when the entry is installed and kept when a
+   * learned entry replaces it. 0 is no command (a name the table lacks).
+   */
+  id: number;
 }
+
+/** The name of each command id (index 0: a command the table does not know). */
+export const COMMAND_NAMES: string[] = ['unknown'];
 
 /**
  * Top-level index. Each command is stored under its lowercase AND its uppercase
@@ -78,6 +87,10 @@ function indexSubcommands(container: CommandInfo): void {
 
 /** Decides the route and traits of an entry and of its subcommands (./routes.ts). */
 function classify(cmd: CommandInfo): void {
+  if (cmd.id === 0) {
+    cmd.id = COMMAND_NAMES.length;
+    COMMAND_NAMES.push(cmd.name);
+  }
   cmd.route = routeOf(cmd.name, cmd.flags, cmd.subcommands?.has('setinfo') ?? false);
   cmd.traits = traitsOf(cmd.name, cmd.flags);
   if (cmd.subcommands !== null) for (const sub of cmd.subcommands.values()) classify(sub);
@@ -106,6 +119,7 @@ function loadStatic(): void {
       subcommands: null,
       route: 0,
       traits: 0,
+      id: 0,
     };
     if (row.name.includes('|')) pending.push(info);
     else containers.set(row.name, info);
@@ -252,6 +266,7 @@ function decodeEntry(entry: unknown, existing: CommandInfo | undefined): Command
     subcommands,
     route: 0,
     traits: 0,
+    id: existing?.id ?? 0,
   };
 }
 

@@ -103,6 +103,7 @@ interface RawListener extends RawSettings {
 }
 
 interface RawFile {
+  admin?: { listen: number; bind?: string };
   logLevel?: LogLevel;
   shutdownTimeout?: number;
   defaults?: RawSettings;
@@ -129,7 +130,15 @@ function validate(data: unknown): Problem[] {
     const check = validators().objectForm;
     if (!check(data)) return translateAjvErrors(data, check.errors ?? []);
     const file = data as unknown as RawFile;
-    return semanticProblems(data, ['listeners'], file.listeners, file.defaults);
+    const problems = semanticProblems(data, ['listeners'], file.listeners, file.defaults);
+    const clash = file.admin === undefined ? -1 : file.listeners.findIndex((l) => l.listen === file.admin!.listen);
+    if (clash >= 0) {
+      problems.push({
+        segments: ['admin', 'listen'],
+        message: `admin.listen: port ${file.admin!.listen} is already used by listeners[${clash}].listen; the admin server needs its own port`,
+      });
+    }
+    return problems;
   }
   return [
     {
@@ -378,11 +387,13 @@ const SETTINGS_KEYS = Object.keys(settingsProperties) as (keyof ListenerSettings
 function build(data: RawFile | RawListener[]): ProxyConfig {
   const file: RawFile = Array.isArray(data) ? { listeners: data } : data;
   const defaults = file.defaults ?? {};
-  return {
+  const config: ProxyConfig = {
     logLevel: file.logLevel ?? DEFAULT_LOG_LEVEL,
     shutdownTimeout: file.shutdownTimeout ?? DEFAULT_SHUTDOWN_TIMEOUT,
     listeners: file.listeners.map((l) => buildListener(l, defaults)),
   };
+  if (file.admin !== undefined) config.admin = { listen: file.admin.listen, bind: file.admin.bind ?? '127.0.0.1' };
+  return config;
 }
 
 function buildListener(l: RawListener, defaults: RawSettings): ListenerConfig {

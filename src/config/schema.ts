@@ -205,6 +205,16 @@ export const objectFormSchema: SchemaObject = {
   additionalProperties: false,
   required: ['listeners'],
   properties: {
+    admin: {
+      type: 'object',
+      [EXPECTED]: 'an object like {"listen": 9121, "bind": "127.0.0.1"}',
+      additionalProperties: false,
+      required: ['listen'],
+      properties: {
+        listen: port,
+        bind: nonEmptyString('an address to serve metrics and health checks on, like "127.0.0.1" or "0.0.0.0"'),
+      },
+    },
     logLevel: oneOfStrings(LOG_LEVELS, DEFAULT_LOG_LEVEL),
     shutdownTimeout: integer(0, MAX_MS, `an integer 0-${MAX_MS} (milliseconds)`, DEFAULT_SHUTDOWN_TIMEOUT),
     defaults: {

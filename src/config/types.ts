@@ -153,7 +153,17 @@ export interface ListenerConfig extends Omit<ListenerSettings, 'causalReads' | '
   replicas: NodeConfig[];
 }
 
+/** The top-level `admin` key: the HTTP server for metrics and health checks (src/admin/). */
+export interface AdminConfig {
+  /** TCP port of the HTTP server. */
+  listen: number;
+  /** Address to listen on. Default "127.0.0.1". */
+  bind: string;
+}
+
 export interface ProxyConfig {
+  /** The admin HTTP server (`/metrics`, `/healthz`, `/readyz`); unset: none. */
+  admin?: AdminConfig;
   logLevel: LogLevel;
   /** ms SIGTERM/SIGINT waits for in-flight replies before closing. Default 5000. */
   shutdownTimeout: number;

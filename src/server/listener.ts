@@ -20,6 +20,7 @@ import { Session, type SessionContext } from '../session/session.js';
 import { PROXY_VERSION } from '../version.js';
 import { DenyList } from './deny-list.js';
 import { CausalReads } from '../consistency/causal-reads.js';
+import { ListenerStats } from '../metrics/stats.js';
 import { SentinelWatcher } from '../topology/sentinel.js';
 import { addressOf, nodeKey, resolveTopology, type DiscoveredTopology, type Topology } from '../topology/topology.js';
 
@@ -33,6 +34,9 @@ export interface ProxyStatus {
   readonly reloadResult: string;
   /** The config's shutdownTimeout (ms): how long departing sessions and nodes get to finish. */
   readonly shutdownTimeout: number;
+  /** Reloads applied (in full or in part) and reloads that failed (an invalid file, or a listener's change). */
+  readonly reloads: number;
+  readonly reloadFailures: number;
 }
 
 export class Listener implements SessionContext {
@@ -61,6 +65,8 @@ export class Listener implements SessionContext {
   private readonly retiring = new Set<Node>();
   /** The master reports role:slave (a failover the config does not know of); logged once per episode. */
   private masterDemoted = false;
+  /** Counters for the metrics (src/metrics/stats.ts); requests are timed while the admin server is on. */
+  readonly stats = new ListenerStats(false);
 
   /**
    * Builds a listener (not started) for `config`: with `sentinel`, after asking Sentinel
@@ -414,9 +420,11 @@ export class Listener implements SessionContext {
   private accept(socket: net.Socket): void {
     if (this.closing) {
       // Accepted just as shutdown began: not served.
+      this.stats.connectionsRejected++;
       socket.destroy();
       return;
     }
+    this.stats.connectionsAccepted++;
     const session = new Session(socket, this);
     this.sessions.add(session);
     this.byId.set(session.id, session);

@@ -3,6 +3,7 @@
  * texts: they concern the client connection (which the proxy owns), not the data.
  * Sources: https://redis.io/docs/latest/commands/ (each command's page).
  */
+import { ERROR_AUTH } from '../metrics/stats.js';
 import { LOCAL_NAMES } from '../commands/index.js';
 import type { RequestView } from '../protocol/request-parser.js';
 import { encodeBulk, encodeInteger, encodeSimple, encodeValue, OK, PONG, ReplyMap } from '../protocol/resp.js';
@@ -28,6 +29,12 @@ export function parseRedisInteger(text: string): number {
 }
 
 const WRONGPASS = 'WRONGPASS invalid username-password pair or user is disabled.';
+
+/** A failed AUTH (or HELLO … AUTH): Redis's error, counted as an auth error. */
+function wrongPass(s: LocalSession): void {
+  s.ctx.stats.error(ERROR_AUTH);
+  s.replyError(WRONGPASS);
+}
 
 /** Checks credentials against the listener's `password` / `users`; true when they match. */
 function checkCredentials(session: LocalSession, username: string, password: string): boolean {
@@ -80,7 +87,7 @@ const auth: LocalCommand = (s, req) => {
   const username = req.argc === 3 ? req.argString(1) : 'default';
   const pass = req.argString(req.argc - 1);
   if (authenticate(s, username, pass)) s.reply(OK);
-  else s.replyError(WRONGPASS);
+  else wrongPass(s);
 };
 
 const hello: LocalCommand = (s, req) => {
@@ -97,7 +104,7 @@ const hello: LocalCommand = (s, req) => {
   for (; i < req.argc; i++) {
     const more = req.argc - i - 1;
     if (req.argIs(i, 'auth') && more >= 2) {
-      if (!authenticate(s, req.argString(i + 1), req.argString(i + 2))) return s.replyError(WRONGPASS);
+      if (!authenticate(s, req.argString(i + 1), req.argString(i + 2))) return wrongPass(s);
       i += 2;
     } else if (req.argIs(i, 'setname') && more >= 1) {
       setName = req.argString(i + 1);

@@ -67,6 +67,8 @@ export class ReplySlot implements OwedReply {
   manyKeys: number[] | null = null;
   /** Times a read was sent again elsewhere after its node failed. */
   retries = 0;
+  /** performance.now() when a read or write was sent, while requests are timed (metrics); else 0. */
+  startedAt = 0;
 
   constructor(
     readonly owner: SlotOwner,

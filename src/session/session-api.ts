@@ -5,6 +5,7 @@
  * without an import cycle.
  */
 import type { ListenerConfig } from '../config/types.js';
+import type { ListenerStats } from '../metrics/stats.js';
 
 /** One client connection as CLIENT LIST and CLIENT KILL see it. */
 export interface ClientView {
@@ -43,6 +44,8 @@ export interface LocalContext {
   readonly serverVersion: string;
   /** Every open session of the listener. */
   readonly sessions: Iterable<ClientView>;
+  /** The listener's counters (src/metrics/stats.ts). */
+  readonly stats: ListenerStats;
 }
 
 /** The session a local command runs for. */

@@ -61,6 +61,17 @@ import type { DenyList } from '../server/deny-list.js';
 import type { CausalReads } from '../consistency/causal-reads.js';
 import { redirectArg, redirectTarget, unblockRequest, withClientId } from './client-ids.js';
 import { SessionWrites } from './session-writes.js';
+import {
+  ERROR_AUTH,
+  ERROR_BUSY,
+  ERROR_DENIED,
+  ERROR_NODE_DOWN,
+  ERROR_PROTOCOL,
+  ERROR_TIMEOUT,
+  SERVED_BY_MASTER,
+  SERVED_BY_PROXY,
+  SERVED_BY_REPLICA,
+} from '../metrics/stats.js';
 import { isBlockingCall, retryOnMaster, wantsProxySection } from './command-traits.js';
 import {
   demotedMasterText,
@@ -159,6 +170,8 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
   state = 0;
   /** Name of the last command, for CLIENT LIST. */
   lastCommand = 'NULL';
+  /** Who answers the request being dispatched (SERVED_BY_*, for the per-command counters). */
+  private servedBy = SERVED_BY_MASTER;
   /** Coarse ms of the last request, for CLIENT LIST idle=. */
   lastActive = coarseNow();
   /** CLIENT REPLY OFF, and CLIENT REPLY SKIP (for the next command). */
@@ -226,6 +239,16 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
 
   // ---- what others see of the session ------------------------------------------------
 
+  /** Bytes read from the client so far. */
+  get bytesIn(): number {
+    return this.socket.bytesRead;
+  }
+
+  /** Bytes written to the client so far. */
+  get bytesOut(): number {
+    return this.socket.bytesWritten;
+  }
+
   /** Remote address `ip:port`. */
   get address(): string {
     return `${this.socket.remoteAddress}:${this.socket.remotePort}`;
@@ -291,8 +314,21 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     let cmd = lookupCommandBytes(req.buf, req.starts[0]!, req.ends[0]!);
     if (cmd !== undefined && cmd.subcommands !== null && req.argc > 1) cmd = resolveSubcommand(cmd, req.argString(1));
     if (cmd !== undefined) this.lastCommand = cmd.name;
+    // Counted once dispatched (a request the barrier holds comes back here later).
+    this.servedBy = SERVED_BY_MASTER;
+    if (!this.dispatch(req, cmd)) return false;
+    this.ctx.stats.command(cmd === undefined ? 0 : cmd.id, this.servedBy);
+    return true;
+  }
+
+  /**
+   * The guards, then the request's route. Sets {@link servedBy} when the proxy or a
+   * replica answers it. @returns false when the request must wait (see onRequest)
+   */
+  private dispatch(req: RequestView, cmd: CommandInfo | undefined): boolean {
     // Guards. Before AUTH only the commands Redis flags no_auth (AUTH, HELLO, QUIT, RESET) run.
     if (!this.isAuthenticated && (cmd === undefined || !(cmd.flags & CMD_NO_AUTH))) {
+      this.ctx.stats.error(ERROR_AUTH);
       this.replyError('NOAUTH Authentication required.');
       return true;
     }
@@ -385,6 +421,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     else if (cmd.route === ROUTE_REFUSED) message = replicationRefusedText(name);
     if (message === null) return false;
     if (this.state & STATE_TX) this.tx.rejected = true;
+    this.ctx.stats.error(ERROR_DENIED);
     this.replyError(message);
     return true;
   }
@@ -730,6 +767,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     if (error !== '') {
       // A master busy with a script cannot hand out a new connection; a client of Redis would get BUSY.
       const master = this.ctx.master;
+      this.ctx.stats.error(master.health.busy ? ERROR_BUSY : ERROR_NODE_DOWN);
       this.replyError(master.health.busy ? master.health.error : noConnectionText(master.label, error));
       return LEASE_FAILED;
     }
@@ -777,6 +815,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
   private sendPriority(req: RequestView): boolean {
     const master = this.ctx.master;
     if (!master.reachable) {
+      this.ctx.stats.error(ERROR_NODE_DOWN);
       this.replyError(unreachableText(master.label, master.health.error));
       return true;
     }
@@ -791,6 +830,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     if (this.masterDown()) return true;
     if (flags & SLOT_WRITE && this.ctx.master.health.role === 'slave' && this.channel.lease === null) {
       // A write would reach a replica: the config names a master that was demoted.
+      this.ctx.stats.error(ERROR_DENIED);
       this.replyError(demotedMasterText(this.ctx.master.label));
       return true;
     }
@@ -804,6 +844,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
   private masterDown(): boolean {
     const master = this.ctx.master;
     if (master.reachable || this.channel.lease !== null) return false;
+    this.ctx.stats.error(ERROR_NODE_DOWN);
     this.replyError(unreachableText(master.label, master.health.error));
     return true;
   }
@@ -942,6 +983,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
   /** Sends a read to `node` (the master through the barrier, a replica on its shared connection). */
   private sendRead(req: RequestView, node: Node | null): boolean {
     if (node === null) {
+      this.ctx.stats.error(ERROR_NODE_DOWN);
       this.replyError(NO_REPLICA);
       return true;
     }
@@ -954,6 +996,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
       if (sent.flags & SLOT_DEDICATED) return true;
       slot = sent;
     } else {
+      this.servedBy = SERVED_BY_REPLICA;
       slot = this.newSlot(SLOT_READ);
       slot.node = node;
       node.sharedLink(this.db, this.protocol).send(slot, req.buf, req.start, req.end);
@@ -969,6 +1012,10 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
 
   onSlotReply(slot: ReplySlot, buf: Buffer, start: number, end: number): void {
     const flags = slot.flags;
+    if (slot.startedAt > 0) {
+      const stats = this.ctx.stats;
+      (flags & SLOT_WRITE ? stats.writeLatency : stats.readLatency).observe(performance.now() - slot.startedAt);
+    }
     if (this.phase !== CLOSED) {
       // State that decides whether the lease stays, before the channel counts the reply.
       if (flags & SLOT_TRACKING && buf[start] === 0x2d) this.trackingRefused();
@@ -1023,6 +1070,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
         return;
       }
     }
+    this.ctx.stats.error(failure.kind === 'timeout' ? ERROR_TIMEOUT : failure.kind === 'busy' ? ERROR_BUSY : ERROR_NODE_DOWN);
     const reply = encodeError(failureText(failure));
     this.fill(slot, reply, 0, reply.length);
     if (flags & SLOT_DEDICATED && this.state & (STATE_TX | STATE_WATCH | STATE_TRACKING)) this.closeAfterReplies();
@@ -1031,6 +1079,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
   /** Sends a read again, to `node`; not through the barrier (a read is not ordered against writes), and counted already. */
   private resend(slot: ReplySlot, node: Node): void {
     slot.retries++;
+    this.ctx.stats.readRetries++;
     slot.flags &= ~(SLOT_MASTER | SLOT_WRITE);
     slot.node = node;
     const requestFor = slot.requestFor;
@@ -1061,7 +1110,9 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
       flags |= SLOT_SILENT;
       this.skipNextReply = false;
     }
-    return this.replies.push(flags);
+    const slot = this.replies.push(flags);
+    if (flags & (SLOT_READ | SLOT_WRITE) && this.ctx.stats.timing) slot.startedAt = performance.now();
+    return slot;
   }
 
   /** Fills a slot with `buf[start, end)`; leading filled slots go to the client. */
@@ -1082,6 +1133,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
    * or, while a transaction's command runs at EXEC, the place in EXEC's array.
    */
   reply(buf: Buffer): void {
+    this.servedBy = SERVED_BY_PROXY;
     if (this.capture !== null) {
       this.capture.push(buf);
       return;
@@ -1179,6 +1231,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
   }
 
   onProtocolError(message: string): void {
+    this.ctx.stats.error(ERROR_PROTOCOL);
     this.ctx.logger.info({ session: this.id, client: this.address, error: message }, 'client protocol error');
     this.replyError(`ERR ${message}`);
     this.closeAfterReplies();
@@ -1216,6 +1269,8 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
       this.output.clear();
       socket.destroy();
     }
+    this.ctx.stats.closedBytesIn += socket.bytesRead;
+    this.ctx.stats.closedBytesOut += socket.bytesWritten;
     this.ctx.logger.debug({ session: this.id, reason }, 'session closed');
     this.ctx.onSessionClosed(this);
   }

@@ -222,7 +222,7 @@ t.test('unknown key', async (t) => {
   t.same(rest, []);
   t.match(p, /^\[0\]\.foo: unknown key; allowed keys are listen, name, master, sentinel, slave, bind, readPolicy, /);
   t.same(problemsOf({ listeners: [listener(6380)], extra: true }), [
-    'extra: unknown key; allowed keys are logLevel, shutdownTimeout, defaults, listeners',
+    'extra: unknown key; allowed keys are admin, logLevel, shutdownTimeout, defaults, listeners',
   ]);
   t.match(problemsOf({ defaults: { readPolicyy: 'master' }, listeners: [listener(6380)] }), [
     /^defaults\.readPolicyy: unknown key \(did you mean "readPolicy"\?\); allowed keys are bind, readPolicy, /,
@@ -280,6 +280,17 @@ t.test('sentinel', async (t) => {
   ]);
   const [p] = problemsOf([{ listen: 6380, sentinel: { masterName: 'm', nodes: [{ host: 'h', port: 1 }], master: 'x' } }]);
   t.match(p, /^\[0\]\.sentinel\.master: unknown key; allowed keys are masterName, nodes, username, password/);
+});
+
+t.test('admin', async (t) => {
+  const config = normalizeConfig({ admin: { listen: 9121 }, listeners: [listener(6380)] });
+  t.same(config.admin, { listen: 9121, bind: '127.0.0.1' });
+  t.equal(normalizeConfig([listener(6380)]).admin, undefined, 'none unless asked for');
+  t.same(problemsOf({ admin: { listen: 6380 }, listeners: [listener(6380)] }), [
+    'admin.listen: port 6380 is already used by listeners[0].listen; the admin server needs its own port',
+  ]);
+  const [p] = problemsOf({ admin: { port: 9121 }, listeners: [listener(6380)] });
+  t.match(p, /^admin/);
 });
 
 t.test('bad readPolicy', async (t) => {
