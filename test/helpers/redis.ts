@@ -4,15 +4,14 @@
  * stopped when the test file ends (tap teardown), and SIGKILLed if the test process
  * exits or dies first (see spawn.ts).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
+import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import t from 'tap';
 import { freePort, ioredisClient } from './clients.js';
-import { forgetDir, spawnGuarded } from './spawn.js';
-import { sleep, waitFor } from './wait.js';
+import { startServerProcess } from './spawn.js';
+import { waitFor } from './wait.js';
 
 export interface RedisServer {
   readonly port: number;
@@ -59,25 +58,6 @@ export function parseInfo(text: string): Record<string, string> {
   return fields;
 }
 
-/** Sends an inline PING on a fresh socket; true when `+PONG` comes back. */
-function pingOnce(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    let reply = '';
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(1000, () => done(false));
-    socket.on('error', () => done(false));
-    socket.on('connect', () => socket.write('PING\r\n'));
-    socket.on('data', (chunk) => {
-      reply += chunk.toString('latin1');
-      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
-    });
-  });
-}
-
 async function spawnOnce(opts: StartRedisOptions): Promise<RedisServer | undefined> {
   const port = opts.port ?? (await freePort());
   const dir = mkdtempSync(path.join(os.tmpdir(), 'redis-proxy-test-'));
@@ -98,37 +78,8 @@ async function spawnOnce(opts: StartRedisOptions): Promise<RedisServer | undefin
     ...(opts.replicaOf !== undefined ? ['--replicaof', '127.0.0.1', String(opts.replicaOf)] : []),
     ...(opts.args ?? []),
   ];
-  const child = spawnGuarded('redis-server', args, { cwd: dir, dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  const keep = (chunk: Buffer) => {
-    output = (output + chunk.toString()).slice(-8000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  let hasExited = false;
-  const exitedPromise = new Promise<void>((resolve) => {
-    child.once('exit', () => {
-      hasExited = true;
-      resolve();
-    });
-  });
-  child.once('error', () => {
-    /* reported by 'exit' / the ping loop */
-  });
-
-  const deadline = Date.now() + 5000;
-  while (!(await pingOnce(port))) {
-    if (hasExited || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      await exitedPromise;
-      rmSync(dir, { recursive: true, force: true });
-      forgetDir(dir);
-      // Lost a race for a free port: retry with another (a fixed port is not retried).
-      if (/Address already in use/.test(output) && opts.port === undefined) return undefined;
-      throw new Error(`redis-server on port ${port} did not start:\n${output}`);
-    }
-    await sleep(20);
-  }
+  const proc = await startServerProcess('redis-server', 'redis-server', args, { port, dir, retryOnClash: opts.port === undefined });
+  if (proc === undefined) return undefined;
 
   let admin: Redis | undefined;
   const adminClient = () => (admin ??= ioredisClient(port, { maxRetriesPerRequest: 1 }));
@@ -136,26 +87,17 @@ async function spawnOnce(opts: StartRedisOptions): Promise<RedisServer | undefin
 
   const server: RedisServer = {
     port,
-    pid: child.pid ?? -1,
+    pid: proc.pid,
     dir,
     stop() {
       stopping ??= (async () => {
         admin?.disconnect();
-        if (!hasExited) {
-          child.kill('SIGTERM');
-          const killer = setTimeout(() => child.kill('SIGKILL'), 3000);
-          await exitedPromise;
-          clearTimeout(killer);
-        }
-        rmSync(dir, { recursive: true, force: true });
-        forgetDir(dir);
+        await proc.stop();
       })();
       return stopping;
     },
-    kill(signal: NodeJS.Signals = 'SIGKILL') {
-      if (!hasExited) child.kill(signal);
-    },
-    exited: () => exitedPromise,
+    kill: (signal?: NodeJS.Signals) => proc.kill(signal),
+    exited: () => proc.exited(),
     client: () => ioredisClient(port),
     async info(section: string) {
       return parseInfo(await adminClient().info(section));
@@ -169,7 +111,7 @@ async function spawnOnce(opts: StartRedisOptions): Promise<RedisServer | undefin
     async resetStats() {
       await adminClient().config('RESETSTAT');
     },
-    output: () => output,
+    output: () => proc.output(),
   };
   return server;
 }

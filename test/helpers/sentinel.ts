@@ -7,16 +7,15 @@
  * Sentinel: https://redis.io/docs/latest/operate/oss_and_stack/management/sentinel/
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import t from 'tap';
 import { freePort, ioredisClient } from './clients.js';
 import type { RedisServer } from './redis.js';
-import { forgetDir, spawnGuarded } from './spawn.js';
-import { sleep, waitFor } from './wait.js';
+import { startServerProcess } from './spawn.js';
+import { waitFor } from './wait.js';
 
 export interface SentinelProcess {
   readonly port: number;
@@ -62,25 +61,6 @@ const sentinelCommand = (conf: string): [string, string[]] =>
     ? ['redis-sentinel', [conf]]
     : ['redis-server', [conf, '--sentinel']];
 
-/** Sends an inline PING on a fresh socket; true when `+PONG` comes back. */
-function pingOnce(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    let reply = '';
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(1000, () => done(false));
-    socket.on('error', () => done(false));
-    socket.on('connect', () => socket.write('PING\r\n'));
-    socket.on('data', (chunk) => {
-      reply += chunk.toString('latin1');
-      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
-    });
-  });
-}
-
 /** A flat `[field, value, ...]` reply as an object. */
 export function fieldsOf(reply: unknown): Record<string, string> {
   const fields: Record<string, string> = {};
@@ -111,71 +91,32 @@ async function spawnOnce(masterPort: number, opts: Required<Omit<StartSentinelsO
     ].join('\n'),
   );
   const [command, args] = sentinelCommand(conf);
-  const child = spawnGuarded(command, args, { cwd: dir, dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  const keep = (chunk: Buffer) => {
-    output = (output + chunk.toString()).slice(-8000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  let hasExited = false;
-  const exitedPromise = new Promise<void>((resolve) => {
-    child.once('exit', () => {
-      hasExited = true;
-      resolve();
-    });
-  });
-  child.once('error', () => {
-    /* reported by 'exit' / the ping loop */
-  });
-
-  const deadline = Date.now() + 5000;
-  while (!(await pingOnce(port))) {
-    if (hasExited || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      await exitedPromise;
-      rmSync(dir, { recursive: true, force: true });
-      forgetDir(dir);
-      // Lost a race for a free port: retry with another.
-      if (/Address already in use/.test(output)) return undefined;
-      throw new Error(`redis-sentinel on port ${port} did not start:\n${output}`);
-    }
-    await sleep(20);
-  }
+  const proc = await startServerProcess('redis-sentinel', command, args, { port, dir, retryOnClash: true });
+  if (proc === undefined) return undefined;
 
   let admin: Redis | undefined;
   const adminClient = () => (admin ??= ioredisClient(port, { maxRetriesPerRequest: 1 }));
   let stopping: Promise<void> | undefined;
   const sentinel: SentinelProcess = {
     port,
-    pid: child.pid ?? -1,
+    pid: proc.pid,
     address: `127.0.0.1:${port}`,
     dir,
     stop() {
       stopping ??= (async () => {
         admin?.disconnect();
-        if (!hasExited) {
-          child.kill('SIGCONT'); // a test may have frozen it with SIGSTOP
-          child.kill('SIGTERM');
-          const killer = setTimeout(() => child.kill('SIGKILL'), 3000);
-          await exitedPromise;
-          clearTimeout(killer);
-        }
-        rmSync(dir, { recursive: true, force: true });
-        forgetDir(dir);
+        await proc.stop();
       })();
       return stopping;
     },
-    kill(signal: NodeJS.Signals = 'SIGKILL') {
-      if (!hasExited) child.kill(signal);
-    },
-    exited: () => exitedPromise,
+    kill: (signal?: NodeJS.Signals) => proc.kill(signal),
+    exited: () => proc.exited(),
     client: () => ioredisClient(port),
     sentinel: (...args: string[]) => adminClient().call('SENTINEL', ...args),
     async masterState(masterName = name) {
       return fieldsOf(await adminClient().call('SENTINEL', 'MASTER', masterName));
     },
-    output: () => output,
+    output: () => proc.output(),
   };
   return sentinel;
 }

@@ -10,6 +10,8 @@
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { rmSync } from 'node:fs';
+import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const WATCHED = `
 parent=$1; dir=$2; shift 2
@@ -62,4 +64,109 @@ export function spawnGuarded(
 /** The caller removed `dir` itself: nothing left to clean up at exit. */
 export function forgetDir(dir: string): void {
   dirs.delete(dir);
+}
+
+/** Sends an inline PING to 127.0.0.1:`port` on a fresh socket; true when `+PONG` comes back. */
+export function pingOnce(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    let reply = '';
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(1000, () => done(false));
+    socket.on('error', () => done(false));
+    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk) => {
+      reply += chunk.toString('latin1');
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
+    });
+  });
+}
+
+/** A server process (redis-server, redis-sentinel) answering PING on `port`, run in `dir`. */
+export interface ServerProcess {
+  readonly port: number;
+  readonly pid: number;
+  readonly dir: string;
+  /** The last lines it printed. */
+  output(): string;
+  /** Resolves when the process has exited. */
+  exited(): Promise<void>;
+  /** Sends `signal` (default SIGKILL) unless it has exited. */
+  kill(signal?: NodeJS.Signals): void;
+  /** SIGCONT (a test may have frozen it) and SIGTERM, SIGKILL after 3 s; then `dir` is removed. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs `command args` (guarded: see spawnGuarded) in `dir` and waits up to 5 s until
+ * `port` answers PING.
+ * @returns the process, or undefined when it lost a race for `port` ("Address already in
+ *   use") and `retryOnClash` (the caller tries another port); `dir` is removed then
+ * @throws Error with the process's output when it exits or does not answer in time
+ */
+export async function startServerProcess(
+  what: string,
+  command: string,
+  args: string[],
+  { port, dir, retryOnClash }: { port: number; dir: string; retryOnClash: boolean },
+): Promise<ServerProcess | undefined> {
+  const child = spawnGuarded(command, args, { cwd: dir, dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-8000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  let hasExited = false;
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', () => {
+      hasExited = true;
+      resolve();
+    });
+  });
+  child.once('error', () => {
+    /* reported by 'exit' / the ping loop */
+  });
+
+  const deadline = Date.now() + 5000;
+  while (!(await pingOnce(port))) {
+    if (hasExited || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+      forgetDir(dir);
+      if (/Address already in use/.test(output) && retryOnClash) return undefined;
+      throw new Error(`${what} on port ${port} did not start:\n${output}`);
+    }
+    await sleep(20);
+  }
+
+  let stopping: Promise<void> | undefined;
+  return {
+    port,
+    pid: child.pid ?? -1,
+    dir,
+    output: () => output,
+    exited: () => exited,
+    kill(signal: NodeJS.Signals = 'SIGKILL') {
+      if (!hasExited) child.kill(signal);
+    },
+    stop() {
+      stopping ??= (async () => {
+        if (!hasExited) {
+          child.kill('SIGCONT');
+          child.kill('SIGTERM');
+          const killer = setTimeout(() => child.kill('SIGKILL'), 3000);
+          await exited;
+          clearTimeout(killer);
+        }
+        rmSync(dir, { recursive: true, force: true });
+        forgetDir(dir);
+      })();
+      return stopping;
+    },
+  };
 }

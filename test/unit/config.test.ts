@@ -62,7 +62,7 @@ t.test('built-in defaults are filled in', async (t) => {
   t.equal(l.causalReads, 'global', 'causal reads by default');
   t.notOk('password' in l);
   t.notOk('users' in l);
-  t.notOk('username' in l.master);
+  t.notOk('username' in l.master!);
   for (const [key, value] of Object.entries(BUILTIN_SETTINGS)) t.same(l[key as keyof typeof l], value, key);
 });
 
@@ -118,7 +118,7 @@ t.test('weights: default 1, 0 allowed', async (t) => {
   const l = normalizeConfig([listener(6380, { slave: [node(7001, { weight: 0 }), node(7002, { weight: 5 })] })])
     .listeners[0]!;
   t.same(l.replicas.map((r) => r.weight), [0, 5]);
-  t.equal(l.master.weight, 1);
+  t.equal(l.master!.weight, 1);
 });
 
 t.test('denyCommands are normalized', async (t) => {

@@ -274,7 +274,7 @@ t.test('stream() sets the sink and release clears it', async (t) => {
 t.test('pass-through to the connection', async (t) => {
   const { conn, lease } = setup();
   t.equal(lease.clientId, 42);
-  const reply: OwedReply = { sentAt: 0, settle() {}, fail() {} };
+  const reply: OwedReply = { sentAt: 0, patient: false, settle() {}, fail() {} };
   const buf = Buffer.from('xx*1\r\n$4\r\nPING\r\nyy');
   lease.send(reply, buf, 2, buf.length - 2);
   t.equal(conn.sends.length, 1);
