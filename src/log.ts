@@ -4,7 +4,10 @@
  * Lines carry `"level":"info"` (the label, not pino's number) and an ISO-8601 `time`.
  * Passwords are redacted: any `password` or `backendPassword` key at the top of the
  * logged object or up to two objects deep, and everywhere in a logged `config`,
- * `listener` or `node` object. Code should still never log AUTH/HELLO arguments.
+ * `listener` or `node` object. The PEM contents normalizeConfig reads for TLS (`key`,
+ * and also `cert` and `ca`, which are only bulky) are redacted in the same places: the
+ * file paths (`keyFile`, `certFile`, `caFile`) stay. Code should still never log
+ * AUTH/HELLO arguments.
  */
 import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
 import type { LogLevel } from './config/types.js';
@@ -39,7 +42,24 @@ export const REDACT_PATHS: readonly string[] = [
   'listener.sentinel.password',
   'listener.replicas[*].password',
   'listener.users[*].password',
+  ...pemPaths(),
 ];
+
+/**
+ * Where a logged config holds PEM contents: a listener's `tls` and `backendTls`, and each
+ * node's `tls`, under `config.listeners[*]`, `listeners[*]` and `listener`; and a logged
+ * `node`'s own.
+ */
+function pemPaths(): string[] {
+  const holders = ['tls', 'backendTls', 'master.tls', 'replicas[*].tls'];
+  const listeners = ['config.listeners[*]', 'listeners[*]', 'listener'];
+  const out: string[] = [];
+  for (const listener of listeners) {
+    for (const holder of holders) for (const field of ['key', 'cert', 'ca']) out.push(`${listener}.${holder}.${field}`);
+  }
+  for (const field of ['key', 'cert', 'ca']) out.push(`node.tls.${field}`);
+  return out;
+}
 
 /**
  * Creates the root logger.

@@ -1,15 +1,18 @@
 /**
- * One TCP connection to a node. Writes request bytes as given (batched per event-loop
- * turn), frames the replies without decoding them and hands each to the slot it belongs
- * to, in send order. Used both as a shared (multiplexed) connection and as a dedicated one.
+ * One TCP connection to a node, or TLS over TCP when the node has `backendTls` (chosen
+ * once, when it opens). Writes request bytes as given (batched per event-loop turn),
+ * frames the replies without decoding them and hands each to the slot it belongs to, in
+ * send order. Used both as a shared (multiplexed) connection and as a dedicated one.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import Denque from 'denque';
 import { BatchedOutput } from '../io/batched-output.js';
 import { coarseNow } from '../io/clock.js';
 import { encodeCommand } from '../protocol/resp.js';
 import { ReplyFramer, type ReplySink } from '../protocol/reply-framer.js';
 import type { BackendFailure, Link, OwedReply, StreamSink } from './link.js';
+import { tlsErrorText, type BackendTlsOptions } from './tls.js';
 
 export interface ConnectionOptions {
   host: string;
@@ -20,8 +23,10 @@ export interface ConnectionOptions {
   protocol: 2 | 3;
   username?: string;
   password?: string;
-  /** ms to establish the connection (TCP + handshake). */
+  /** ms to establish the connection: the TCP connect, and with `tls` the TLS handshake too. */
   connectTimeout: number;
+  /** Connect with TLS (the node's `backendTls`, made once per node); unset: plain TCP. */
+  tls?: BackendTlsOptions | undefined;
   /** Label for errors, e.g. `master 10.0.0.1:6379`. */
   label: string;
   /** Ask the node for this connection's CLIENT ID during the handshake (dedicated connections: CLIENT TRACKING REDIRECT targets). */
@@ -88,18 +93,26 @@ export class BackendConnection implements ReplySink, Link {
   ) {
     this.db = options.db;
     this.protocol = options.protocol;
-    const socket = net.connect({ host: options.host, port: options.port });
+    const secure = options.tls !== undefined;
+    // TLS or not is decided here, once: the rest of the connection sees a net.Socket.
+    const socket = secure
+      ? tls.connect({ host: options.host, port: options.port, ...options.tls })
+      : net.connect({ host: options.host, port: options.port });
     this.socket = socket;
     this.output = new BatchedOutput(socket);
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
-    // connectTimeout bounds the TCP connect. A node that accepted the connection and is
-    // slow to answer the handshake is slow, not down: commandTimeout covers what waits on it.
+    // connectTimeout bounds the TCP connect (and the TLS handshake: a node whose
+    // certificate cannot be had is not reachable). A node that accepted the connection and
+    // is slow to answer the Redis handshake is slow, not down: commandTimeout covers what
+    // waits on it. Requests written before the TLS handshake completes wait in the socket.
     socket.setTimeout(options.connectTimeout);
-    socket.once('connect', () => socket.setTimeout(0));
+    socket.once(secure ? 'secureConnect' : 'connect', () => socket.setTimeout(0));
     socket.on('data', (chunk: Buffer) => this.framer.push(chunk));
     socket.on('timeout', () => this.teardown(`connect timeout after ${options.connectTimeout} ms`, 'unreachable'));
-    socket.on('error', (err: NodeJS.ErrnoException) => this.teardown(err.code ?? err.message, this.wasReady ? 'lost' : 'unreachable'));
+    socket.on('error', (err: NodeJS.ErrnoException) =>
+      this.teardown(secure ? tlsErrorText(err) : err.code ?? err.message, this.wasReady ? 'lost' : 'unreachable'),
+    );
     socket.on('close', () => this.teardown('connection closed', this.wasReady ? 'lost' : 'unreachable'));
     // The handshake: its replies come first; the connection is ready after the last one.
     const handshake: string[][] = [];

@@ -1,12 +1,15 @@
 /**
  * A small promise-based client for the proxy's own questions to a node (health checks,
  * INFO, COMMAND INFO, SCRIPT LOAD fan-out). Off the hot path: replies are decoded with
- * redis-parser. Reconnects on the next call after a failure.
+ * redis-parser. Reconnects on the next call after a failure. Speaks TLS when the node
+ * has `backendTls` (the same options as the node's data connections).
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import Denque from 'denque';
 import RedisParser from 'redis-parser';
 import { encodeCommand } from '../protocol/resp.js';
+import { tlsErrorText, type BackendTlsOptions } from './tls.js';
 
 /** An error reply from the node (`-ERR ...`, `-BUSY ...`), as opposed to a failed connection. */
 export class ReplyError extends Error {}
@@ -32,8 +35,10 @@ export interface ControlClientOptions {
   port: number;
   username?: string;
   password?: string;
-  /** ms for connecting and for each reply. */
+  /** ms for connecting (the TLS handshake included) and for each reply. */
   timeout: number;
+  /** Connect with TLS; unset: plain TCP. */
+  tls?: BackendTlsOptions | undefined;
 }
 
 export class ControlClient {
@@ -67,9 +72,11 @@ export class ControlClient {
 
   private connect(): net.Socket {
     const { host, port, timeout, username, password } = this.options;
-    const socket = net.connect({ host, port });
+    const secure = this.options.tls !== undefined;
+    const socket = secure ? tls.connect({ host, port, ...this.options.tls }) : net.connect({ host, port });
     let connected = false;
-    socket.once('connect', () => {
+    // With TLS, connected once the handshake is done: a node whose certificate is refused is unreachable, not slow.
+    socket.once(secure ? 'secureConnect' : 'connect', () => {
       connected = true;
     });
     socket.setNoDelay(true);
@@ -94,7 +101,7 @@ export class ControlClient {
       if (!connected) failThis(new Error(`connect timeout after ${timeout} ms`));
       else if (this.socket === socket) this.abandonPending(new ReplyTimeout(`no reply within ${timeout} ms`));
     });
-    socket.on('error', (err: NodeJS.ErrnoException) => failThis(new Error(err.code ?? err.message)));
+    socket.on('error', (err: NodeJS.ErrnoException) => failThis(new Error(secure ? tlsErrorText(err) : err.code ?? err.message)));
     socket.on('close', () => failThis(new Error('connection closed')));
     this.socket = socket;
     if (password !== undefined) {

@@ -26,6 +26,7 @@ import { Lease, type LeasePool } from './lease.js';
 import type { BackendFailure, Link, OwedReply } from './link.js';
 import { OutlierDetector } from './outlier.js';
 import { SharedLinks } from './shared-links.js';
+import { backendTlsOptions, type BackendTlsOptions } from './tls.js';
 
 export type NodeRole = 'master' | 'replica';
 
@@ -106,6 +107,8 @@ export class Node implements ConnectionEvents, LeasePool {
   private readonly pool: Pool<BackendConnection>;
   private readonly control: ControlClient;
   private readonly outliers: OutlierDetector;
+  /** tls.connect options of every connection to the node (its `tls` config, parsed once); undefined: plain TCP. */
+  private readonly tls: BackendTlsOptions | undefined;
   private probing = false;
   private closing = false;
   /** Out of service for good (see {@link retire}): its state changes no longer matter. */
@@ -117,6 +120,7 @@ export class Node implements ConnectionEvents, LeasePool {
     this.weight = config.weight;
     this.label = `${role} ${config.host}:${config.port}`;
     this.outliers = new OutlierDetector(role === 'replica' ? options.outlierTimeouts : 0, options.outlierWindow);
+    this.tls = config.tls === undefined ? undefined : backendTlsOptions(config.tls);
     this.shared = new SharedLinks(options.sharedConnections, (db, protocol) => this.open(db, protocol));
     this.control = new ControlClient({
       host: config.host,
@@ -124,6 +128,7 @@ export class Node implements ConnectionEvents, LeasePool {
       username: config.username,
       password: config.password,
       timeout: options.connectTimeout,
+      tls: this.tls,
     });
     this.pool = genericPool.createPool<BackendConnection>(
       {
@@ -380,7 +385,7 @@ export class Node implements ConnectionEvents, LeasePool {
     const { host, port, username, password } = config;
     // HELLO (Redis 6+) runs while a script is busy; an older Redis gets AUTH or PING.
     const hello = this.serverVersion === '' || Number.parseInt(this.serverVersion, 10) >= 6;
-    const options = { host, port, db, protocol, username, password, connectTimeout, label: this.label, wantClientId, hello };
+    const options = { host, port, db, protocol, username, password, connectTimeout, label: this.label, wantClientId, hello, tls: this.tls };
     const conn = new BackendConnection(options, this);
     conn.reportAnswers = !this.health.responsive;
     return conn;

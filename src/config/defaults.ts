@@ -10,7 +10,7 @@ import type { ListenerSettings, LogLevel } from './types.js';
 /** The settings every listener has a value for after loading (the optional ones stay unset). */
 export type RequiredSettings = Omit<
   ListenerSettings,
-  'password' | 'users' | 'backendUsername' | 'backendPassword' | 'causalReads' | 'readYourWrites'
+  'password' | 'users' | 'backendUsername' | 'backendPassword' | 'causalReads' | 'readYourWrites' | 'backendTls'
 >;
 
 /** Built-in value of every non-optional ListenerSettings key. Units as in types.ts. */

@@ -214,6 +214,26 @@ export function translateAjvErrors(root: unknown, errors: readonly ErrorObject[]
   return problems;
 }
 
+/**
+ * Why a file could not be read, in the user's terms: `no such file (ENOENT)`,
+ * `permission denied (EACCES)`, `it is a directory, not a file (EISDIR)`, else the
+ * error's message. `err` is what `fs.readFileSync` threw.
+ */
+export function describeFsError(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  switch (code) {
+    case 'ENOENT':
+      return 'no such file (ENOENT)';
+    case 'EACCES':
+    case 'EPERM':
+      return `permission denied (${code})`;
+    case 'EISDIR':
+      return 'it is a directory, not a file (EISDIR)';
+    default:
+      return err instanceof Error ? err.message : String(err);
+  }
+}
+
 /** Whether `value` is a plain JSON object (not null, not an array). */
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

@@ -3,6 +3,8 @@
  * See load.ts for the layering of defaults, errors.ts for the problem-message style.
  */
 export type {
+  BackendTls,
+  ClientAuth,
   ClientUser,
   ListenerConfig,
   ListenerSettings,
@@ -10,8 +12,10 @@ export type {
   NodeConfig,
   ProxyConfig,
   ReadPolicy,
+  ServerTls,
 } from './types.js';
-export { loadConfig, normalizeConfig, normalizeDenyCommands } from './load.js';
+export { loadConfig, normalizeConfig, normalizeDenyCommands, type NormalizeOptions } from './load.js';
+export { secureContextOptions } from './tls.js';
 export { ConfigError } from './errors.js';
 export {
   BUILTIN_SETTINGS,
@@ -20,4 +24,4 @@ export {
   DEFAULT_WEIGHT,
   defaultListenerName,
 } from './defaults.js';
-export { LOG_LEVELS, READ_POLICIES } from './schema.js';
+export { CLIENT_AUTH_MODES, LOG_LEVELS, READ_POLICIES } from './schema.js';

@@ -7,9 +7,16 @@
  *
  * Node credentials: a node that sets `username` or `password` uses its own pair; a node
  * that sets neither gets the listener's `backendUsername` / `backendPassword`. The
- * normalized NodeConfig carries the result, so the core reads only the node.
+ * normalized NodeConfig carries the result, so the core reads only the node. Backend
+ * TLS likewise: a node's own `backendTls` (`false` included) wins over the listener's,
+ * which wins over `defaults.backendTls`.
+ *
+ * TLS files (a listener's `tls`, every `backendTls` object) are read and checked by
+ * normalizeConfig itself (./tls.ts), so a config that loads is one the proxy can serve
+ * with, and a reload re-reads them.
  */
 import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { STATIC_COMMAND_NAMES, TABLE_REDIS_VERSION, lookupCommand } from '../commands/index.js';
 import {
   BUILTIN_SETTINGS,
@@ -24,6 +31,7 @@ import {
   ConfigError,
   describeValue,
   editDistance,
+  describeFsError,
   formatPath,
   isRecord,
   sortProblems,
@@ -31,24 +39,28 @@ import {
   type Problem,
 } from './errors.js';
 import { settingsProperties, validators } from './schema.js';
+import { TlsFiles, type RawServerTls } from './tls.js';
 import type {
+  BackendTls,
   ClientUser,
   ListenerConfig,
   ListenerSettings,
   LogLevel,
   NodeConfig,
   ProxyConfig,
+  RawBackendTls,
   ReadPolicy,
   SentinelConfig,
 } from './types.js';
 
 /**
- * Reads the JSON config file at `path` and returns it validated and normalized.
- * Synchronous (it runs once at start-up).
+ * Reads the JSON config file at `path` and returns it validated and normalized, with
+ * the TLS files it names read (relative paths in it are resolved against the file's
+ * directory). Synchronous (it runs at start-up and on a reload).
  *
  * @throws ConfigError when the file cannot be read, is not valid JSON (the problem gives
- *   line, column and position), or does not follow the schema; `problems` lists every
- *   problem found and `file` is `path`.
+ *   line, column and position), does not follow the schema, or names a TLS file that
+ *   cannot be read or used; `problems` lists every problem found and `file` is `path`.
  */
 export function loadConfig(path: string): ProxyConfig {
   let text: string;
@@ -59,27 +71,41 @@ export function loadConfig(path: string): ProxyConfig {
   }
   const raw = parseJson(text, path);
   try {
-    return normalizeConfig(raw);
+    return normalizeConfig(raw, { baseDir: dirname(resolve(path)) });
   } catch (err) {
     if (err instanceof ConfigError) throw new ConfigError(err.problems, path);
     throw err;
   }
 }
 
+/** Options of {@link normalizeConfig}. */
+export interface NormalizeOptions {
+  /** Directory that relative TLS file paths are resolved against. Default: the working directory. */
+  baseDir?: string;
+}
+
 /**
  * Validates an already parsed config (either form) and returns the normalized config
  * with every default filled in. Does not modify `raw`.
  *
- * @throws ConfigError listing every problem found, in file order.
+ * Not pure: once the config passes the schema, it reads the TLS files the config names
+ * (a listener's `tls`, every `backendTls` object; synchronously, see ./tls.ts) and puts
+ * their contents in the result, so that starting the proxy (startProxy) and a reload
+ * (Proxy.reload) both use the files as they are at that moment.
+ *
+ * @throws ConfigError listing every problem found, in file order (TLS files that cannot
+ *   be read or used included, e.g. `[0].tls.cert: cannot read "/x.pem": no such file (ENOENT)`).
  */
-export function normalizeConfig(raw: unknown): ProxyConfig {
+export function normalizeConfig(raw: unknown, options: NormalizeOptions = {}): ProxyConfig {
   // ajv fills in defaults where it validates: give it a copy, keep the caller's value.
   const data: unknown = raw === undefined ? undefined : structuredClone(raw);
-  const problems = validate(data);
+  const baseDir = options.baseDir ?? process.cwd();
+  let tls: TlsFiles | undefined;
+  const problems = validate(data, (add, where) => (tls = new TlsFiles(baseDir, add, where)));
   if (problems.length > 0) {
     throw new ConfigError(sortProblems(data, problems).map((p) => p.message));
   }
-  return build(data as RawFile | RawListener[]);
+  return build(data as RawFile | RawListener[], tls!);
 }
 
 // ---------------------------------------------------------------- validation
@@ -90,6 +116,7 @@ interface RawNode {
   weight?: number;
   username?: string;
   password?: string;
+  backendTls?: boolean | RawBackendTls;
 }
 
 type RawSettings = Partial<ListenerSettings>;
@@ -100,7 +127,11 @@ interface RawListener extends RawSettings {
   master?: RawNode;
   sentinel?: SentinelConfig;
   slave?: RawNode[];
+  tls?: RawServerTls;
 }
+
+/** Makes the TlsFiles that reads a config's TLS files, given how problems are reported and paths written. */
+type TlsFilesFactory = (add: (segments: string[], message: string) => void, where: (segments: string[]) => string) => TlsFiles;
 
 interface RawFile {
   admin?: { listen: number; bind?: string };
@@ -110,11 +141,11 @@ interface RawFile {
   listeners: RawListener[];
 }
 
-function validate(data: unknown): Problem[] {
+function validate(data: unknown, tls: TlsFilesFactory): Problem[] {
   if (Array.isArray(data)) {
     const check = validators().arrayForm;
     if (!check(data)) return translateAjvErrors(data, check.errors ?? []);
-    return semanticProblems(data, [], data, undefined);
+    return semanticProblems(data, [], data, undefined, tls);
   }
   if (isRecord(data)) {
     if (!('listeners' in data) && ('listen' in data || 'master' in data)) {
@@ -130,7 +161,7 @@ function validate(data: unknown): Problem[] {
     const check = validators().objectForm;
     if (!check(data)) return translateAjvErrors(data, check.errors ?? []);
     const file = data as unknown as RawFile;
-    const problems = semanticProblems(data, ['listeners'], file.listeners, file.defaults);
+    const problems = semanticProblems(data, ['listeners'], file.listeners, file.defaults, tls);
     const clash = file.admin === undefined ? -1 : file.listeners.findIndex((l) => l.listen === file.admin!.listen);
     if (clash >= 0) {
       problems.push({
@@ -159,13 +190,15 @@ function describeTop(value: unknown): string {
 /**
  * Checks the schema cannot express, on data that passed the schema: unique ports and
  * names, unique usernames, usable credentials, output limits, nodes listed twice, nodes
- * that are the proxy itself, and denyCommands entries that name no command.
+ * that are the proxy itself, denyCommands entries that name no command, and the TLS
+ * files (read by the TlsFiles that `makeTls` returns).
  */
 function semanticProblems(
   root: unknown,
   base: string[],
   listeners: RawListener[],
   defaults: RawSettings | undefined,
+  makeTls: TlsFilesFactory,
 ): Problem[] {
   const problems: Problem[] = [];
   const seen = new Set<string>();
@@ -176,11 +209,13 @@ function semanticProblems(
     problems.push({ segments, message: line });
   };
   const at = (...rest: (string | number)[]): string[] => [...base, ...rest.map(String)];
+  const tls = makeTls(add, (segments) => formatPath(root, segments));
 
   if (defaults !== undefined) {
     checkUsers(defaults.users, ['defaults'], root, add);
     checkBackendPair(defaults, undefined, ['defaults'], add);
     checkDenyCommands(defaults.denyCommands, ['defaults'], add);
+    if (defaults.backendTls !== undefined) tls.backend(defaults.backendTls, ['defaults', 'backendTls']);
   }
 
   const portOwner = new Map<number, number>();
@@ -214,6 +249,8 @@ function semanticProblems(
     checkUsers(l.users, at(i), root, add);
     checkBackendPair(l, defaults, at(i), add);
     checkDenyCommands(l.denyCommands, at(i), add);
+    if (l.tls !== undefined) tls.server(l.tls, at(i, 'tls'));
+    if (l.backendTls !== undefined) tls.backend(l.backendTls, at(i, 'backendTls'));
     const ryw = l.readYourWrites ?? defaults?.readYourWrites;
     const causal = l.causalReads ?? defaults?.causalReads;
     if (ryw === true && causal !== undefined && causal !== 'session') {
@@ -251,6 +288,7 @@ function semanticProblems(
       } else {
         seenNode.set(id, segments);
       }
+      if (node.backendTls !== undefined) tls.backend(node.backendTls, [...segments, 'backendTls']);
       if (node.username !== undefined && node.password === undefined) {
         add([...segments, 'username'], 'is set without "password"; AUTH needs both (add "password" to this node)');
       }
@@ -384,32 +422,43 @@ export function denyCommandProblem(entry: string): string | undefined {
 
 const SETTINGS_KEYS = Object.keys(settingsProperties) as (keyof ListenerSettings)[];
 
-function build(data: RawFile | RawListener[]): ProxyConfig {
+function build(data: RawFile | RawListener[], tls: TlsFiles): ProxyConfig {
   const file: RawFile = Array.isArray(data) ? { listeners: data } : data;
   const defaults = file.defaults ?? {};
   const config: ProxyConfig = {
     logLevel: file.logLevel ?? DEFAULT_LOG_LEVEL,
     shutdownTimeout: file.shutdownTimeout ?? DEFAULT_SHUTDOWN_TIMEOUT,
-    listeners: file.listeners.map((l) => buildListener(l, defaults)),
+    listeners: file.listeners.map((l) => buildListener(l, defaults, tls)),
   };
   if (file.admin !== undefined) config.admin = { listen: file.admin.listen, bind: file.admin.bind ?? '127.0.0.1' };
   return config;
 }
 
-function buildListener(l: RawListener, defaults: RawSettings): ListenerConfig {
+function buildListener(l: RawListener, defaults: RawSettings, tls: TlsFiles): ListenerConfig {
   const s: Record<string, unknown> = { ...BUILTIN_SETTINGS };
   for (const key of SETTINGS_KEYS) {
     const value = l[key] ?? defaults[key];
     if (value !== undefined) s[key] = value;
   }
   const settings = s as unknown as RequiredSettings & ListenerSettings;
-  const backend = { username: settings.backendUsername, password: settings.backendPassword };
+  const backendTls = tls.backendTls(settings.backendTls);
+  const backend = { username: settings.backendUsername, password: settings.backendPassword, tls: backendTls };
+  // A node's own backendTls (false included) wins over the listener's.
+  const fixedNode = (n: RawNode): NodeConfig => {
+    const node = buildNode(n, backend);
+    if (n.backendTls !== undefined) {
+      const own = tls.backendTls(n.backendTls);
+      if (own === undefined) delete node.tls;
+      else node.tls = own;
+    }
+    return node;
+  };
 
   const out: ListenerConfig = {
     name: l.name ?? defaultListenerName(l.listen),
     listen: l.listen,
     bind: settings.bind,
-    replicas: (l.slave ?? []).map((n) => buildNode(n, backend)),
+    replicas: (l.slave ?? []).map(fixedNode),
     readPolicy: settings.readPolicy as ReadPolicy,
     sharedConnections: settings.sharedConnections,
     maxDedicatedConnections: settings.maxDedicatedConnections,
@@ -428,22 +477,29 @@ function buildListener(l: RawListener, defaults: RawSettings): ListenerConfig {
     scriptsBypassDenyCommands: settings.scriptsBypassDenyCommands,
     causalReads: settings.causalReads ?? (settings.readYourWrites === true ? 'session' : DEFAULT_CAUSAL_READS),
   };
-  if (l.master !== undefined) out.master = buildNode(l.master, backend);
+  if (l.master !== undefined) out.master = fixedNode(l.master);
   if (l.sentinel !== undefined) out.sentinel = structuredClone(l.sentinel);
   if (settings.password !== undefined) out.password = settings.password;
   if (settings.users !== undefined) out.users = settings.users.map((u) => ({ username: u.username, password: u.password }));
   if (settings.backendUsername !== undefined) out.backendUsername = settings.backendUsername;
   if (settings.backendPassword !== undefined) out.backendPassword = settings.backendPassword;
+  if (l.tls !== undefined) out.tls = tls.serverTls(l.tls);
+  if (backendTls !== undefined) out.backendTls = backendTls;
   return out;
 }
 
 /**
  * A NodeConfig for `n`: its own credentials when it sets any, else the listener's
- * backend pair `backend`. Also used for the nodes Sentinel reports (weight 1, the
- * listener's backend pair).
+ * backend pair `backend`; the listener's backend TLS `backend.tls` (a node's own
+ * `backendTls` is applied by the caller, who has its files loaded). Also used for the
+ * nodes Sentinel reports (weight 1, the listener's backend pair and TLS).
  */
-export function buildNode(n: RawNode, backend: { username?: string | undefined; password?: string | undefined }): NodeConfig {
+export function buildNode(
+  n: { host: string; port: number; weight?: number; username?: string; password?: string },
+  backend: { username?: string | undefined; password?: string | undefined; tls?: BackendTls | undefined },
+): NodeConfig {
   const node: NodeConfig = { host: n.host, port: n.port, weight: n.weight ?? DEFAULT_WEIGHT };
+  if (backend.tls !== undefined) node.tls = backend.tls;
   const own = n.username !== undefined || n.password !== undefined;
   const username = own ? n.username : backend.username;
   const password = own ? n.password : backend.password;
@@ -467,21 +523,6 @@ export function normalizeDenyCommands(entries: readonly string[]): string[] {
 }
 
 // ---------------------------------------------------------------- file reading
-
-function describeFsError(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  switch (code) {
-    case 'ENOENT':
-      return 'no such file (ENOENT)';
-    case 'EACCES':
-    case 'EPERM':
-      return `permission denied (${code})`;
-    case 'EISDIR':
-      return 'it is a directory, not a file (EISDIR)';
-    default:
-      return err instanceof Error ? err.message : String(err);
-  }
-}
 
 /** JSON.parse with a ConfigError giving line, column and position of a syntax error. */
 function parseJson(text: string, path: string): unknown {

@@ -54,6 +54,52 @@ function oneOfStrings(values: readonly string[], def?: string): SchemaObject {
 
 const port = integer(1, 65535);
 
+/** Every value of a listener's `tls.clientAuth`. */
+export const CLIENT_AUTH_MODES = ['none', 'request', 'require'] as const;
+
+function pemPath(what: string): SchemaObject {
+  return nonEmptyString(`a file path (a non-empty string: ${what}, PEM)`);
+}
+
+/**
+ * `backendTls` of a listener, `defaults` or a node: `true` (TLS, the system CAs), `false`
+ * (plain TCP; overrides a listener's or defaults' value), or an object.
+ */
+const backendTlsSchema: SchemaObject = {
+  type: ['boolean', 'object'],
+  [EXPECTED]: 'true, false, or an object like {"ca": "/etc/redis-proxy/redis-ca.crt"}',
+  additionalProperties: false,
+  properties: {
+    ca: pemPath('the CA certificates that sign the Redis servers\' certificates'),
+    cert: pemPath('the client certificate the proxy presents'),
+    key: pemPath('the private key of "cert"'),
+    servername: {
+      type: 'string',
+      minLength: 1,
+      pattern: '^\\S+$',
+      [EXPECTED]: 'a host name (sent as SNI and checked against the server certificate)',
+    },
+    rejectUnauthorized: {
+      type: 'boolean',
+      [EXPECTED]: 'true or false (false: accept any server certificate, unverified)',
+    },
+  },
+};
+
+/** A listener's `tls`: clients connect with TLS. */
+const serverTlsSchema: SchemaObject = {
+  type: 'object',
+  [EXPECTED]: 'an object like {"cert": "/etc/redis-proxy/proxy.crt", "key": "/etc/redis-proxy/proxy.key"}',
+  additionalProperties: false,
+  required: ['cert', 'key'],
+  properties: {
+    cert: pemPath('the certificate the proxy presents to clients'),
+    key: pemPath('the private key of "cert"'),
+    ca: pemPath('the CA certificates that sign client certificates'),
+    clientAuth: oneOfStrings(CLIENT_AUTH_MODES),
+  },
+};
+
 /** A Redis server behind a listener: `{"host": "10.0.0.1", "port": 6379}` plus optional keys. */
 export const nodeSchema: SchemaObject = {
   type: 'object',
@@ -71,6 +117,7 @@ export const nodeSchema: SchemaObject = {
     weight: integer(0, 1000, 'an integer 0-1000 (0 = never read from this node)', DEFAULT_WEIGHT),
     username: nonEmptyString('a non-empty string (ACL user the proxy authenticates as)'),
     password: nonEmptyString('a non-empty string'),
+    backendTls: backendTlsSchema,
   },
 };
 
@@ -136,6 +183,7 @@ export const settingsProperties: Record<string, SchemaObject> = {
   },
   causalReads: oneOfStrings(CAUSAL_MODES),
   readYourWrites: { type: 'boolean', [EXPECTED]: 'true or false (true is causalReads "session")' },
+  backendTls: backendTlsSchema,
 };
 
 /** The Sentinels a listener follows its master through. */
@@ -187,6 +235,7 @@ export const listenerSchema: SchemaObject = {
       default: [],
     },
     ...settingsProperties,
+    tls: serverTlsSchema,
   },
 };
 
@@ -243,7 +292,7 @@ let compiled: Validators | undefined;
  */
 export function validators(): Validators {
   if (compiled === undefined) {
-    const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, verbose: true });
+    const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, verbose: true, allowUnionTypes: true });
     ajv.addKeyword({ keyword: EXPECTED, schemaType: 'string' });
     compiled = { arrayForm: ajv.compile(arrayFormSchema), objectForm: ajv.compile(objectFormSchema) };
   }

@@ -29,6 +29,73 @@ export interface NodeConfig {
   username?: string;
   /** Password the proxy authenticates to this node with (resolved as `username`). Never logged. */
   password?: string;
+  /**
+   * TLS to this node (Redis started with `--tls-port`); unset: plain TCP. Already resolved
+   * by normalizeConfig: the node's own `backendTls` when it sets one (`false`: plain),
+   * else the listener's (its own key, else `defaults`). Every connection to the node uses
+   * it: data, dedicated and control (health-check) connections.
+   */
+  tls?: BackendTls;
+}
+
+/**
+ * How a listener's clients authenticate with certificates (the listener's `tls.clientAuth`):
+ * `none` (no certificate asked), `request` (asked; a client without one is accepted, one
+ * whose certificate the `ca` did not sign is refused: Redis's `tls-auth-clients optional`),
+ * `require` (a certificate signed by `ca` is required: `tls-auth-clients yes`).
+ */
+export type ClientAuth = 'none' | 'request' | 'require';
+
+/**
+ * A listener's `tls` key, normalized: the listener accepts TLS clients only. Paths are
+ * absolute (a relative path in the file is resolved against the config file's
+ * directory); the PEM contents were read from them by normalizeConfig, at start and on
+ * every reload, and checked (a certificate, a private key that matches it, CA
+ * certificates). The contents are redacted from logs (src/log.ts).
+ * See https://nodejs.org/docs/latest-v20.x/api/tls.html#tlscreateserveroptions-secureconnectionlistener
+ */
+export interface ServerTls {
+  /** Path of the server certificate (PEM; may be followed by its intermediate CAs). */
+  certFile: string;
+  /** Path of its private key (PEM, not encrypted). */
+  keyFile: string;
+  /** Path of the CA certificates that sign client certificates (PEM); needed unless clientAuth is `none`. */
+  caFile?: string;
+  /** Default `none`. */
+  clientAuth: ClientAuth;
+  /** The contents of certFile. */
+  cert: string;
+  /** The contents of keyFile. Never logged. */
+  key: string;
+  /** The contents of caFile. */
+  ca?: string;
+}
+
+/**
+ * TLS to a node, normalized from `backendTls` (`true`: `{ rejectUnauthorized: true }`, the
+ * system CAs). Paths and contents as in {@link ServerTls}.
+ * See https://nodejs.org/docs/latest-v20.x/api/tls.html#tlsconnectoptions-callback
+ */
+export interface BackendTls {
+  /** Path of the CA certificates the node's certificate must be signed by; unset: Node's bundled root CAs. */
+  caFile?: string;
+  /** Path of the client certificate the proxy presents (Redis's `tls-auth-clients yes`); set together with keyFile. */
+  certFile?: string;
+  /** Path of its private key. */
+  keyFile?: string;
+  /** The contents of caFile. */
+  ca?: string;
+  /** The contents of certFile. */
+  cert?: string;
+  /** The contents of keyFile. Never logged. */
+  key?: string;
+  /**
+   * The name sent as SNI and checked against the node's certificate; unset: the node's
+   * `host` (an IP address is then checked against the certificate's IP SANs).
+   */
+  servername?: string;
+  /** Verify the node's certificate (chain and name). Default true; false accepts any certificate. */
+  rejectUnauthorized: boolean;
 }
 
 /** A user a client may authenticate to the proxy as (like a Redis ACL user). */
@@ -41,6 +108,12 @@ export interface ClientUser {
 export interface ListenerSettings {
   /** Address to accept clients on. Default "127.0.0.1". */
   bind: string;
+  /**
+   * TLS to every node of the listener, as written in the file (`true`, `false` or an
+   * object); resolved into each NodeConfig's `tls` (and the listener's `backendTls`) by
+   * normalizeConfig. Unset: plain TCP.
+   */
+  backendTls?: boolean | RawBackendTls;
   /** Default "prefer-replica". */
   readPolicy: ReadPolicy;
   /** Password clients must AUTH with (like `requirepass`); unset: no client auth. */
@@ -119,6 +192,15 @@ export interface ListenerSettings {
   readYourWrites?: boolean;
 }
 
+/** The object form of `backendTls` as written in the file (paths, not contents). */
+export interface RawBackendTls {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  servername?: string;
+  rejectUnauthorized?: boolean;
+}
+
 /** Which writes a read must see. */
 export type CausalMode = 'none' | 'session' | 'global';
 
@@ -138,7 +220,7 @@ export interface SentinelConfig {
 }
 
 /** One `listen` port: its own master, replicas, pools and settings. */
-export interface ListenerConfig extends Omit<ListenerSettings, 'causalReads' | 'readYourWrites'> {
+export interface ListenerConfig extends Omit<ListenerSettings, 'causalReads' | 'readYourWrites' | 'backendTls'> {
   /** The listener's causal-read mode, resolved (readYourWrites folded in). */
   causalReads: CausalMode;
   /** Name used in logs and metrics. Default "listener-<port>". */
@@ -151,6 +233,14 @@ export interface ListenerConfig extends Omit<ListenerSettings, 'causalReads' | '
   sentinel?: SentinelConfig;
   /** The config file's `slave` list (with `sentinel`: fixed replicas besides those Sentinel reports). */
   replicas: NodeConfig[];
+  /** Clients connect with TLS (the listener's `tls` key); unset: plain TCP. */
+  tls?: ServerTls;
+  /**
+   * The listener's backend TLS (its `backendTls`, else `defaults.backendTls`; unset when
+   * neither is set or it is `false`). Already resolved into every fixed NodeConfig; used
+   * for the nodes Sentinel reports.
+   */
+  backendTls?: BackendTls;
 }
 
 /** The top-level `admin` key: the HTTP server for metrics and health checks (src/admin/). */

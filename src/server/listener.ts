@@ -8,11 +8,19 @@
  * a node that stays keeps its connections, a node that goes is retired (its in-flight
  * replies arrive, then it closes), and sessions never notice unless the master moved
  * while they held a dedicated connection on it.
+ *
+ * TLS: a listener with `tls` accepts clients with `tls.createServer` (sessions get the
+ * decrypted socket, so nothing after accept knows about TLS); a reload that changes the
+ * certificate, key or CA (contents or paths) swaps the server's SecureContext for new
+ * connections, one that turns TLS on or off or changes clientAuth listens anew.
  */
+import { X509Certificate } from 'node:crypto';
 import net from 'node:net';
+import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { learnCommands, lookupCommand } from '../commands/index.js';
-import type { ListenerConfig, NodeConfig } from '../config/types.js';
+import { secureContextOptions } from '../config/tls.js';
+import type { ListenerConfig, NodeConfig, ServerTls } from '../config/types.js';
 import { Node } from '../backend/node.js';
 import { coarseNow } from '../io/clock.js';
 import { Router } from '../routing/router.js';
@@ -126,7 +134,47 @@ export class Listener implements SessionContext {
       inRotation: () => router.replicasInRotation,
     };
     this.causal = new CausalReads(config.causalReads, nodes, config.healthCheckInterval);
-    this.server = net.createServer((socket) => this.accept(socket));
+    this.server = this.createServer();
+  }
+
+  /**
+   * The server for the config now: plain TCP, or TLS with the listener's certificate
+   * (`requestCert` unless clientAuth is `none`; `rejectUnauthorized` for `require`, so a
+   * client without a certificate signed by `ca` fails the handshake).
+   * See https://nodejs.org/docs/latest-v20.x/api/tls.html#tlscreateserveroptions-secureconnectionlistener
+   */
+  private createServer(): net.Server {
+    const config = this.config.tls;
+    if (config === undefined) return net.createServer((socket) => this.accept(socket));
+    const server = tls.createServer(
+      {
+        ...secureContextOptions(config),
+        requestCert: config.clientAuth !== 'none',
+        rejectUnauthorized: config.clientAuth === 'require',
+      },
+      (socket) => this.acceptTls(socket),
+    );
+    server.on('tlsClientError', (err, socket) => {
+      this.logger.debug({ client: `${socket.remoteAddress}:${socket.remotePort}`, error: err.message }, 'TLS handshake with a client failed');
+    });
+    return server;
+  }
+
+  /**
+   * A client that completed the TLS handshake. With clientAuth `request`, one that
+   * presented a certificate the CA did not sign is closed (as Redis's
+   * `tls-auth-clients optional` does); one without a certificate is served.
+   */
+  private acceptTls(socket: tls.TLSSocket): void {
+    if (this.config.tls?.clientAuth === 'request' && !socket.authorized && Object.keys(socket.getPeerCertificate()).length > 0) {
+      this.logger.debug(
+        { client: `${socket.remoteAddress}:${socket.remotePort}`, error: String(socket.authorizationError) },
+        'TLS client certificate refused',
+      );
+      socket.destroy();
+      return;
+    }
+    this.accept(socket);
   }
 
   /** Node identity (see ../topology/topology.ts nodeKey) of each node created, to keep it across reloads. */
@@ -191,6 +239,7 @@ export class Listener implements SessionContext {
         replicas: this.replicas.map((r) => r.label),
         readPolicy: this.config.readPolicy,
         sentinel: this.config.sentinel?.masterName,
+        tls: this.config.tls === undefined ? undefined : describeTls(this.config.tls),
       },
       'listener up',
     );
@@ -231,7 +280,10 @@ export class Listener implements SessionContext {
    * connected and every request in flight completes. Settings sessions read per request
    * (read policy, limits, deny list, passwords, causal reads) apply to the next request;
    * nodes are kept, re-weighted, added, or retired (see {@link applyTopology}); a new
-   * `bind` listens anew (the sessions stay); a changed `sentinel` is asked first.
+   * `bind`, TLS turned on or off, or a new `tls.clientAuth` listens anew (the sessions
+   * stay); a new certificate, key or CA (the files were re-read by normalizeConfig) is
+   * used for the connections accepted from now on (tls.Server#setSecureContext); a
+   * changed `sentinel` is asked first.
    * @throws Error when the new Sentinel list cannot say where the master is; nothing is
    *   changed then
    */
@@ -272,15 +324,24 @@ export class Listener implements SessionContext {
       watcher?.start();
     }
     this.applyTopology(resolveTopology(next, discovered), 'reload');
-    if (next.bind !== before.bind) await this.rebind();
+    const [tlsBefore, tlsNext] = [before.tls, next.tls];
+    if (next.bind !== before.bind || (tlsBefore === undefined) !== (tlsNext === undefined) || tlsBefore?.clientAuth !== tlsNext?.clientAuth) {
+      await this.rebind();
+      if ((tlsBefore === undefined) !== (tlsNext === undefined)) {
+        this.logger.info({ tls: tlsNext === undefined ? false : describeTls(tlsNext) }, tlsNext === undefined ? 'TLS turned off' : 'TLS turned on');
+      }
+    } else if (tlsBefore !== undefined && tlsNext !== undefined && tlsMaterialChanged(tlsBefore, tlsNext)) {
+      (this.server as tls.Server).setSecureContext(secureContextOptions(tlsNext));
+      this.logger.info({ tls: describeTls(tlsNext) }, 'TLS certificate reloaded: new connections get it');
+    }
     void this.verifyDenyList();
   }
 
-  /** Listens on the new `bind` address; sessions accepted on the old one stay. */
+  /** Listens on the new `bind` address, or with the new TLS mode; sessions accepted on the old server stay. */
   private async rebind(): Promise<void> {
     const old = this.server;
     await new Promise<void>((resolve) => old.close(() => resolve()));
-    const server = net.createServer((socket) => this.accept(socket));
+    const server = this.createServer();
     this.server = server;
     await this.listen(server, this.port);
   }
@@ -538,4 +599,26 @@ export class Listener implements SessionContext {
       // Not reachable now, or COMMAND denied by ACL: the static table is used.
     }
   }
+}
+
+/** Whether the certificate, key or CA of a listener's TLS differ (contents or paths). */
+function tlsMaterialChanged(a: ServerTls, b: ServerTls): boolean {
+  return (
+    a.cert !== b.cert || a.key !== b.key || a.ca !== b.ca || a.certFile !== b.certFile || a.keyFile !== b.keyFile || a.caFile !== b.caFile
+  );
+}
+
+/** A listener's TLS for the log: files, clientAuth, and the certificate's subject, expiry and fingerprint. */
+function describeTls(config: ServerTls): Record<string, unknown> {
+  const out: Record<string, unknown> = { cert: config.certFile, clientAuth: config.clientAuth };
+  if (config.caFile !== undefined) out.ca = config.caFile;
+  try {
+    const cert = new X509Certificate(config.cert);
+    out.subject = cert.subject.replace(/\n/g, ', ');
+    out.validTo = cert.validTo;
+    out.fingerprint256 = cert.fingerprint256;
+  } catch {
+    // Checked by normalizeConfig; nothing more to say here.
+  }
+  return out;
 }

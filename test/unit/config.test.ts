@@ -1,6 +1,8 @@
 import t from 'tap';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { makePki } from '../helpers/certs.js';
 import {
   BUILTIN_SETTINGS,
   ConfigError,
@@ -232,7 +234,7 @@ t.test('unknown key', async (t) => {
 t.test('near misses get a suggestion', async (t) => {
   t.match(problemsOf([{ listen: 6380, master: node(7000), replicas: [] }]), [/^\[0\]\.replicas: unknown key \(did you mean "slave"\?\)/]);
   t.match(problemsOf([{ listen: 6380, master: node(7000, { pasword: 'x' }) }]), [
-    /^\[0\]\.master\.pasword: unknown key \(did you mean "password"\?\); allowed keys are host, port, weight, username, password$/,
+    /^\[0\]\.master\.pasword: unknown key \(did you mean "password"\?\); allowed keys are host, port, weight, username, password, backendTls$/,
   ]);
 });
 
@@ -430,4 +432,186 @@ t.test('loadConfig: a BOM is fine', async (t) => {
   const file = path.join(dir, 'bom.json');
   writeFileSync(file, '\ufeff' + readFileSync('config/example.json', 'utf8'));
   t.equal(loadConfig(file).listeners.length, 2);
+});
+
+// ---------------------------------------------------------------- TLS
+
+const pki = makePki();
+
+t.test('tls: a listener\'s certificate, key and CA are read into the config', async (t) => {
+  const l = normalizeConfig([listener(6380, { tls: { cert: pki.server.cert, key: pki.server.key } })]).listeners[0]!;
+  t.same(l.tls, {
+    certFile: pki.server.cert,
+    keyFile: pki.server.key,
+    clientAuth: 'none',
+    cert: pki.read(pki.server.cert),
+    key: pki.read(pki.server.key),
+  });
+  const auth = normalizeConfig([
+    listener(6380, { tls: { cert: pki.server.cert, key: pki.server.key, ca: pki.ca, clientAuth: 'require' } }),
+  ]).listeners[0]!;
+  t.equal(auth.tls?.clientAuth, 'require');
+  t.equal(auth.tls?.caFile, pki.ca);
+  t.equal(auth.tls?.ca, pki.read(pki.ca));
+  t.notOk('tls' in normalizeConfig([listener(6380)]).listeners[0]!, 'no tls: plain');
+  t.match(
+    problemsOf({ defaults: { tls: { cert: pki.server.cert, key: pki.server.key } }, listeners: [listener(6380)] }),
+    [/^defaults\.tls: unknown key; allowed keys are /],
+    'tls is per listener, not in defaults',
+  );
+});
+
+t.test('tls: files are read again by each normalizeConfig (a reload sees renewed files)', async (t) => {
+  const dir = t.testdir({});
+  const cert = path.join(dir, 'proxy.crt');
+  const key = path.join(dir, 'proxy.key');
+  copyFileSync(pki.server.cert, cert);
+  copyFileSync(pki.server.key, key);
+  const raw = [listener(6380, { tls: { cert, key } })];
+  t.equal(normalizeConfig(raw).listeners[0]!.tls?.cert, pki.read(pki.server.cert));
+  copyFileSync(pki.server2.cert, cert);
+  copyFileSync(pki.server2.key, key);
+  t.equal(normalizeConfig(raw).listeners[0]!.tls?.cert, pki.read(pki.server2.cert));
+});
+
+t.test('tls: relative paths are resolved against the config file\'s directory', async (t) => {
+  const dir = t.testdir({ certs: {} });
+  copyFileSync(pki.server.cert, path.join(dir, 'certs', 'proxy.crt'));
+  copyFileSync(pki.server.key, path.join(dir, 'certs', 'proxy.key'));
+  const file = path.join(dir, 'config.json');
+  writeFileSync(file, JSON.stringify([listener(6380, { tls: { cert: 'certs/proxy.crt', key: 'certs/proxy.key' } })]));
+  t.equal(loadConfig(file).listeners[0]!.tls?.certFile, path.join(dir, 'certs', 'proxy.crt'));
+  t.same(
+    problemsOf([listener(6380, { tls: { cert: 'certs/proxy.crt', key: 'certs/proxy.key' } })]).map((p) => p.split(':')[0]),
+    ['[0].tls.cert', '[0].tls.key'],
+    'normalizeConfig resolves against the working directory',
+  );
+  const normalized = normalizeConfig([listener(6380, { tls: { cert: 'certs/proxy.crt', key: 'certs/proxy.key' } })], { baseDir: dir });
+  t.equal(normalized.listeners[0]!.tls?.keyFile, path.join(dir, 'certs', 'proxy.key'), 'or against baseDir');
+});
+
+t.test('backendTls: node > listener > defaults; true is TLS with the system CAs; false is plain', async (t) => {
+  const config = normalizeConfig({
+    defaults: { backendTls: true },
+    listeners: [
+      listener(6380, { slave: [node(7001), node(7002, { backendTls: false }), node(7003, { backendTls: { ca: pki.ca } })] }),
+      listener(6381, { backendTls: { ca: pki.ca, cert: pki.client.cert, key: pki.client.key, servername: 'localhost' } }),
+      listener(6382, { backendTls: false, master: node(7000, { backendTls: true }) }),
+    ],
+  });
+  const [a, b, c] = config.listeners as [ProxyConfig['listeners'][0], ProxyConfig['listeners'][0], ProxyConfig['listeners'][0]];
+  t.same(a.backendTls, { rejectUnauthorized: true }, 'defaults.backendTls: true');
+  t.same(a.master!.tls, { rejectUnauthorized: true });
+  t.same(a.replicas[0]!.tls, { rejectUnauthorized: true });
+  t.notOk('tls' in a.replicas[1]!, 'a node\'s false overrides the listener\'s');
+  t.same(a.replicas[2]!.tls, { rejectUnauthorized: true, caFile: pki.ca, ca: pki.read(pki.ca) }, 'a node\'s object overrides');
+  const own = {
+    rejectUnauthorized: true,
+    caFile: pki.ca,
+    ca: pki.read(pki.ca),
+    certFile: pki.client.cert,
+    keyFile: pki.client.key,
+    cert: pki.read(pki.client.cert),
+    key: pki.read(pki.client.key),
+    servername: 'localhost',
+  };
+  t.same(b.backendTls, own, 'the listener\'s object overrides defaults');
+  t.same(b.master!.tls, own);
+  t.same(b.replicas[0]!.tls, own);
+  t.notOk('backendTls' in c, 'the listener\'s false overrides defaults');
+  t.notOk('tls' in c.replicas[0]!);
+  t.same(c.master!.tls, { rejectUnauthorized: true });
+  const off = normalizeConfig([listener(6380, { backendTls: { rejectUnauthorized: false } })]).listeners[0]!;
+  t.same(off.master!.tls, { rejectUnauthorized: false });
+});
+
+t.test('tls config errors name the key and the fix', async (t) => {
+  const missing = path.join(pki.dir, 'nope.pem');
+  t.same(problemsOf([listener(6380, { tls: { cert: missing, key: pki.server.key } })]), [
+    `[0].tls.cert: cannot read "${missing}": no such file (ENOENT)`,
+  ]);
+  t.same(problemsOf({ listeners: [listener(6380, { tls: { cert: pki.server.cert, key: pki.client.key } })] }), [
+    `listeners[0].tls.key: does not match listeners[0].tls.cert: "${pki.client.key}" is not the private key of "${pki.server.cert}" ` +
+      '(compare `openssl x509 -noout -pubkey -in CERT` with `openssl pkey -pubout -in KEY`)',
+  ]);
+  t.match(problemsOf([listener(6380, { tls: { cert: pki.server.cert, key: pki.server.key, certs: 'x' } })]), [
+    /^\[0\]\.tls\.certs: unknown key \(did you mean "cert"\?\); allowed keys are cert, key, ca, clientAuth$/,
+  ]);
+  t.same(problemsOf([listener(6380, { tls: { cert: pki.server.cert, key: pki.server.key, clientAuth: 'yes' } })]), [
+    '[0].tls.clientAuth: must be one of none, request, require, got "yes"',
+  ]);
+  t.same(problemsOf([listener(6380, { tls: { cert: pki.server.cert } })]), [
+    '[0].tls.key: required key is missing; must be a file path (a non-empty string: the private key of "cert", PEM)',
+  ]);
+  t.same(problemsOf([listener(6380, { tls: { cert: pki.server.cert, key: pki.server.key, clientAuth: 'require' } })]), [
+    '[0].tls.clientAuth: "require" needs "ca" (the CA certificates that sign client certificates); add "ca" to [0].tls',
+  ]);
+  t.match(problemsOf([listener(6380, { tls: { cert: pki.server.key, key: pki.server.key } })]), [
+    /^\[0\]\.tls\.cert: ".*server\.key" holds no PEM certificate \(.*\); it must begin with -----BEGIN CERTIFICATE-----$/,
+  ]);
+  t.match(problemsOf([listener(6380, { tls: { cert: pki.server.cert, key: pki.server.cert } })]), [
+    /^\[0\]\.tls\.key: ".*server\.crt" holds no PEM private key \(.*\); it must begin with -----BEGIN PRIVATE KEY-----/,
+  ]);
+  t.match(problemsOf([listener(6380, { tls: { cert: pki.server.cert, key: pki.server.key, ca: pki.server.key } })]), [
+    /^\[0\]\.tls\.ca: ".*server\.key" holds no PEM certificate; it must hold one or more -----BEGIN CERTIFICATE----- blocks$/,
+  ]);
+  const encrypted = path.join(pki.dir, 'encrypted.key');
+  execFileSync('openssl', ['pkey', '-in', pki.server.key, '-aes256', '-passout', 'pass:x', '-out', encrypted]);
+  t.same(problemsOf([listener(6380, { tls: { cert: pki.server.cert, key: encrypted } })]), [
+    `[0].tls.key: "${encrypted}" is encrypted; the proxy takes keys without a passphrase (decrypt it with \`openssl pkey -in KEY -out KEY.plain\`)`,
+  ]);
+  t.match(problemsOf([listener(6380, { tls: { cert: pki.dir, key: pki.server.key } })]), [
+    /^\[0\]\.tls\.cert: cannot read ".*": it is a directory, not a file \(EISDIR\)$/,
+  ]);
+});
+
+t.test('backendTls config errors', async (t) => {
+  t.same(problemsOf([listener(6380, { backendTls: 'yes' })]), [
+    '[0].backendTls: must be true, false, or an object like {"ca": "/etc/redis-proxy/redis-ca.crt"}, got "yes"',
+  ]);
+  t.match(problemsOf([listener(6380, { master: node(7000, { backendTls: { ca: pki.ca, verify: false } }) })]), [
+    /^\[0\]\.master\.backendTls\.verify: unknown key; allowed keys are ca, cert, key, servername, rejectUnauthorized$/,
+  ]);
+  t.same(problemsOf([listener(6380, { backendTls: { cert: pki.client.cert } })]), [
+    '[0].backendTls.cert: is set without "key"; a client certificate needs its private key (add "key")',
+  ]);
+  t.same(problemsOf([listener(6380, { backendTls: { key: pki.client.key } })]), [
+    '[0].backendTls.key: is set without "cert"; add the client certificate "cert" that this key belongs to',
+  ]);
+  t.match(problemsOf([listener(6380, { backendTls: { cert: pki.client.cert, key: pki.server.key } })]), [
+    /^\[0\]\.backendTls\.key: does not match \[0\]\.backendTls\.cert: /,
+  ]);
+  t.same(problemsOf([listener(6380, { backendTls: { servername: '127.0.0.1' } })]), [
+    "[0].backendTls.servername: must be a host name, not an IP address (TLS sends no IP address as SNI); leave it out to check the node's address against the certificate's IP SANs",
+  ]);
+  const missing = path.join(pki.dir, 'missing-ca.pem');
+  t.same(
+    problemsOf({ defaults: { backendTls: { ca: missing } }, listeners: [listener(6380), listener(6381)] }),
+    [`defaults.backendTls.ca: cannot read "${missing}": no such file (ENOENT)`],
+    'a mistake in defaults shows once',
+  );
+  t.same(
+    problemsOf([listener(6380, { backendTls: { ca: missing }, slave: [node(7001, { backendTls: { ca: missing } })] })]),
+    [
+      `[0].slave[0].backendTls.ca: cannot read "${missing}": no such file (ENOENT)`,
+      `[0].backendTls.ca: cannot read "${missing}": no such file (ENOENT)`,
+    ],
+  );
+});
+
+t.test('loadConfig: a TLS file problem names the config file and the key', async (t) => {
+  const dir = t.testdir({});
+  const file = path.join(dir, 'tls.json');
+  writeFileSync(file, JSON.stringify({ listeners: [listener(6380, { tls: { cert: 'gone.crt', key: 'gone.key' } })] }));
+  try {
+    loadConfig(file);
+    t.fail('accepted');
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    t.equal(err.file, file);
+    t.same(err.problems, [
+      `listeners[0].tls.cert: cannot read "gone.crt" (${path.join(dir, 'gone.crt')}): no such file (ENOENT)`,
+      `listeners[0].tls.key: cannot read "gone.key" (${path.join(dir, 'gone.key')}): no such file (ENOENT)`,
+    ]);
+  }
 });
