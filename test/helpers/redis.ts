@@ -4,7 +4,8 @@
  * stopped when the test file ends (tap teardown), and SIGKILLed if the test process
  * exits or dies first (see spawn.ts).
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import type tls from 'node:tls';
 import os from 'node:os';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
@@ -36,7 +37,24 @@ export interface RedisServer {
   output(): string;
 }
 
+/**
+ * A TLS-only redis-server (`--port 0 --tls-port <port>`), from the files of
+ * ./certs.ts. The test's own clients of it (`client()`, `info()`) connect with TLS too.
+ */
+export interface RedisTls {
+  cert: string;
+  key: string;
+  /** `--tls-ca-cert-file`: the CA of client certificates (and of the master, for a replica). */
+  ca: string;
+  /** `--tls-auth-clients yes`; default no (clients need no certificate). */
+  authClients?: boolean;
+  /** The certificate the test's own clients present (needed with authClients). */
+  client?: { cert: string; key: string };
+}
+
 export interface StartRedisOptions {
+  /** Listen with TLS only, on `port` (a replica then replicates over TLS: `--tls-replication yes`). */
+  tls?: RedisTls;
   /** Port of a master to replicate (`--replicaof 127.0.0.1 <port>`). */
   replicaOf?: number;
   /** Extra redis-server arguments, e.g. `['--maxmemory', '10mb']`. */
@@ -58,9 +76,32 @@ export function parseInfo(text: string): Record<string, string> {
   return fields;
 }
 
+/** What the test's own clients of a TLS server pass to tls.connect / ioredis's `tls`. */
+function clientTls(opts: RedisTls): tls.ConnectionOptions {
+  const options: tls.ConnectionOptions = { ca: readFileSync(opts.ca) };
+  if (opts.client !== undefined) {
+    options.cert = readFileSync(opts.client.cert);
+    options.key = readFileSync(opts.client.key);
+  }
+  return options;
+}
+
 async function spawnOnce(opts: StartRedisOptions): Promise<RedisServer | undefined> {
   const port = opts.port ?? (await freePort());
   const dir = mkdtempSync(path.join(os.tmpdir(), 'redis-proxy-test-'));
+  const tlsArgs =
+    opts.tls === undefined
+      ? []
+      : [
+          '--port', '0',
+          '--tls-port', String(port),
+          '--tls-cert-file', opts.tls.cert,
+          '--tls-key-file', opts.tls.key,
+          '--tls-ca-cert-file', opts.tls.ca,
+          '--tls-auth-clients', opts.tls.authClients === true ? 'yes' : 'no',
+          ...(opts.replicaOf !== undefined ? ['--tls-replication', 'yes'] : []),
+        ];
+  const tlsOptions = opts.tls === undefined ? undefined : clientTls(opts.tls);
   const args = [
     '--port', String(port),
     '--bind', '127.0.0.1',
@@ -76,13 +117,20 @@ async function spawnOnce(opts: StartRedisOptions): Promise<RedisServer | undefin
     // DEBUG SLEEP etc. for tests that need a slow or frozen server.
     '--enable-debug-command', 'local',
     ...(opts.replicaOf !== undefined ? ['--replicaof', '127.0.0.1', String(opts.replicaOf)] : []),
+    ...tlsArgs,
     ...(opts.args ?? []),
   ];
-  const proc = await startServerProcess('redis-server', 'redis-server', args, { port, dir, retryOnClash: opts.port === undefined });
+  const proc = await startServerProcess('redis-server', 'redis-server', args, {
+    port,
+    dir,
+    retryOnClash: opts.port === undefined,
+    tls: tlsOptions,
+  });
   if (proc === undefined) return undefined;
 
   let admin: Redis | undefined;
-  const adminClient = () => (admin ??= ioredisClient(port, { maxRetriesPerRequest: 1 }));
+  const tlsClient = tlsOptions === undefined ? {} : { tls: tlsOptions };
+  const adminClient = () => (admin ??= ioredisClient(port, { maxRetriesPerRequest: 1, ...tlsClient }));
   let stopping: Promise<void> | undefined;
 
   const server: RedisServer = {
@@ -98,7 +146,7 @@ async function spawnOnce(opts: StartRedisOptions): Promise<RedisServer | undefin
     },
     kill: (signal?: NodeJS.Signals) => proc.kill(signal),
     exited: () => proc.exited(),
-    client: () => ioredisClient(port),
+    client: () => ioredisClient(port, tlsClient),
     async info(section: string) {
       return parseInfo(await adminClient().info(section));
     },
@@ -147,14 +195,21 @@ async function replicaOffset(replica: RedisServer): Promise<number | undefined> 
 
 /**
  * A master and `replicas` replicas of it, returned once every replica's link is up and
- * it has caught up with the master's replication offset.
+ * it has caught up with the master's replication offset. With `tls`, every server is
+ * TLS-only and the replicas replicate over TLS.
  */
 export async function startReplicaSet(
-  { replicas = 2, args = [], t: scope }: { replicas?: number; args?: string[]; t?: StartRedisOptions['t'] } = {},
+  {
+    replicas = 2,
+    args = [],
+    tls: tlsFiles,
+    t: scope,
+  }: { replicas?: number; args?: string[]; tls?: RedisTls; t?: StartRedisOptions['t'] } = {},
 ): Promise<ReplicaSet> {
-  const master = await startRedis({ args, t: scope });
+  const withTls = tlsFiles === undefined ? {} : { tls: tlsFiles };
+  const master = await startRedis({ args, t: scope, ...withTls });
   const replicaServers = await Promise.all(
-    Array.from({ length: replicas }, () => startRedis({ replicaOf: master.port, args, t: scope })),
+    Array.from({ length: replicas }, () => startRedis({ replicaOf: master.port, args, t: scope, ...withTls })),
   );
   const exited = new Set<RedisServer>();
   for (const s of [master, ...replicaServers]) void s.exited().then(() => exited.add(s));

@@ -11,6 +11,7 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const WATCHED = `
@@ -66,10 +67,11 @@ export function forgetDir(dir: string): void {
   dirs.delete(dir);
 }
 
-/** Sends an inline PING to 127.0.0.1:`port` on a fresh socket; true when `+PONG` comes back. */
-export function pingOnce(port: number): Promise<boolean> {
+/** Sends an inline PING to 127.0.0.1:`port` on a fresh socket (TLS with `tlsOptions`); true when `+PONG` comes back. */
+export function pingOnce(port: number, tlsOptions?: tls.ConnectionOptions): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
+    const socket =
+      tlsOptions === undefined ? net.connect({ host: '127.0.0.1', port }) : tls.connect({ host: '127.0.0.1', port, ...tlsOptions });
     let reply = '';
     const done = (ok: boolean) => {
       socket.destroy();
@@ -77,7 +79,7 @@ export function pingOnce(port: number): Promise<boolean> {
     };
     socket.setTimeout(1000, () => done(false));
     socket.on('error', () => done(false));
-    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on(tlsOptions === undefined ? 'connect' : 'secureConnect', () => socket.write('PING\r\n'));
     socket.on('data', (chunk) => {
       reply += chunk.toString('latin1');
       if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
@@ -102,7 +104,7 @@ export interface ServerProcess {
 
 /**
  * Runs `command args` (guarded: see spawnGuarded) in `dir` and waits up to 5 s until
- * `port` answers PING.
+ * `port` answers PING (over TLS with `tls`).
  * @returns the process, or undefined when it lost a race for `port` ("Address already in
  *   use") and `retryOnClash` (the caller tries another port); `dir` is removed then
  * @throws Error with the process's output when it exits or does not answer in time
@@ -111,7 +113,7 @@ export async function startServerProcess(
   what: string,
   command: string,
   args: string[],
-  { port, dir, retryOnClash }: { port: number; dir: string; retryOnClash: boolean },
+  { port, dir, retryOnClash, tls: tlsOptions }: { port: number; dir: string; retryOnClash: boolean; tls?: tls.ConnectionOptions | undefined },
 ): Promise<ServerProcess | undefined> {
   const child = spawnGuarded(command, args, { cwd: dir, dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
@@ -132,7 +134,7 @@ export async function startServerProcess(
   });
 
   const deadline = Date.now() + 5000;
-  while (!(await pingOnce(port))) {
+  while (!(await pingOnce(port, tlsOptions))) {
     if (hasExited || Date.now() > deadline) {
       child.kill('SIGKILL');
       await exited;
