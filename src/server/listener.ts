@@ -337,10 +337,16 @@ export class Listener implements SessionContext {
     void this.verifyDenyList();
   }
 
-  /** Listens on the new `bind` address, or with the new TLS mode; sessions accepted on the old server stay. */
+  /**
+   * Listens on the new `bind` address, or with the new TLS mode; sessions accepted on the
+   * old server stay. The old server stops listening at once; its close callback is not
+   * awaited, since it only comes once every session it accepted has ended.
+   */
   private async rebind(): Promise<void> {
     const old = this.server;
-    await new Promise<void>((resolve) => old.close(() => resolve()));
+    old.close();
+    // The listening socket is closed on the next turn of the event loop.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     const server = this.createServer();
     this.server = server;
     await this.listen(server, this.port);
