@@ -2,6 +2,8 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { Writable } from 'node:stream';
+import { createLogger } from '../../src/log.js';
 import { makePki } from '../helpers/certs.js';
 import {
   BUILTIN_SETTINGS,
@@ -614,4 +616,28 @@ t.test('loadConfig: a TLS file problem names the config file and the key', async
       `listeners[0].tls.key: cannot read "gone.key" (${path.join(dir, 'gone.key')}): no such file (ENOENT)`,
     ]);
   }
+});
+
+t.test('a logged config shows the TLS file paths, never the PEM contents', async (t) => {
+  const config = normalizeConfig({
+    defaults: { backendTls: { ca: pki.ca, cert: pki.client.cert, key: pki.client.key } },
+    listeners: [listener(6380, { tls: { cert: pki.server.cert, key: pki.server.key, ca: pki.ca, clientAuth: 'request' } })],
+  });
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  });
+  const logger = createLogger('debug', sink);
+  logger.debug({ config }, 'config loaded'); // as cli.ts logs it
+  logger.info({ listener: config.listeners[0] }, 'a listener');
+  logger.info({ node: config.listeners[0]!.master }, 'a node');
+  await new Promise((resolve) => setImmediate(resolve));
+  const out = lines.join('');
+  t.equal(lines.length, 3);
+  t.notMatch(out, /BEGIN/, 'no PEM block in the log');
+  t.match(out, JSON.stringify(pki.server.key), 'the key file\'s path is shown');
+  t.match(out, '"key":"[redacted]"');
 });
