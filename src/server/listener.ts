@@ -71,6 +71,12 @@ export class Listener implements SessionContext {
   private closedWaiters: Array<() => void> = [];
   /** Nodes that left the topology and still finish what they owe (closed with the listener). */
   private readonly retiring = new Set<Node>();
+  /**
+   * TCP connections accepted by a TLS server, until they close: those still in their TLS
+   * handshake are no session yet, and shutdown closes them (a server's close waits for
+   * every connection it accepted).
+   */
+  private readonly tlsConnections = new Set<net.Socket>();
   /** The master reports role:slave (a failover the config does not know of); logged once per episode. */
   private masterDemoted = false;
   /** Counters for the metrics (src/metrics/stats.ts); requests are timed while the admin server is on. */
@@ -154,6 +160,10 @@ export class Listener implements SessionContext {
       },
       (socket) => this.acceptTls(socket),
     );
+    server.on('connection', (socket: net.Socket) => {
+      this.tlsConnections.add(socket);
+      socket.once('close', () => this.tlsConnections.delete(socket));
+    });
     server.on('tlsClientError', (err, socket) => {
       this.logger.debug({ client: `${socket.remoteAddress}:${socket.remotePort}`, error: err.message }, 'TLS handshake with a client failed');
     });
@@ -434,6 +444,8 @@ export class Listener implements SessionContext {
       });
     }
     for (const s of this.sessions) s.close('proxy shutting down');
+    // What is left of a TLS server's connections never finished its handshake.
+    for (const socket of this.tlsConnections) socket.destroy();
     await serverClosed;
     await Promise.all([...this.nodes, ...this.retiring].map((n) => n.close()));
   }

@@ -15,7 +15,9 @@
  * a Redis that requires client certificates gets the proxy's.
  */
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
 import { copyFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { createClient } from 'redis';
@@ -309,4 +311,19 @@ t.test('a reload swaps the server certificate for new connections; connections a
   t.equal((await tlsPing(tp.port, { ca, ...client })).reply, '+PONG\r\n');
   t.equal(await old.get('k'), 'v', 'the connection made before still works');
   t.same(old.errors, []);
+});
+
+t.test('shutdown does not wait for a client stuck in the TLS handshake', async (t) => {
+  const set = await startReplicaSet({ replicas: 0, t });
+  const tp = await startTestProxy([listenerFor(set.master, [], { tls: serverTls })], { t });
+  const stuck = net.connect({ host: '127.0.0.1', port: tp.port }); // never sends its ClientHello
+  stuck.on('error', () => {
+    /* reset by the proxy */
+  });
+  await once(stuck, 'connect');
+  const closed = once(stuck, 'close');
+  const started = Date.now();
+  await tp.close();
+  t.ok(Date.now() - started < 3000, `closed in ${Date.now() - started} ms (the TLS handshake timeout is 120 s)`);
+  await closed;
 });
