@@ -988,6 +988,12 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
       return true;
     }
     let slot: ReplySlot;
+    const router = this.ctx.router;
+    if (node === router.master && !node.reachable && this.channel.lease === null && router.replicasInRotation.length === 0) {
+      // The master is down and no replica is in the rotation (a failover is promoting one
+      // and resyncing the others): stale reads beat no reads (see Router.fallbackNode).
+      node = router.fallbackNode(null) ?? node;
+    }
     if (node === this.ctx.master) {
       if (this.masterDown()) return true;
       const sent = this.channel.send(req.buf, req.start, req.end, SLOT_READ);
