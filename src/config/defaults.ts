@@ -17,6 +17,7 @@ export type RequiredSettings = Omit<
 export const BUILTIN_SETTINGS: Readonly<RequiredSettings> = Object.freeze({
   bind: '127.0.0.1',
   readPolicy: 'prefer-replica',
+  authentication: 'proxy',
   sharedConnections: 1,
   maxDedicatedConnections: 100,
   connectTimeout: 2000,

@@ -247,6 +247,7 @@ function semanticProblems(
     }
 
     checkUsers(l.users, at(i), root, add);
+    checkAuthentication(l, defaults, at(i), add);
     checkBackendPair(l, defaults, at(i), add);
     checkDenyCommands(l.denyCommands, at(i), add);
     if (l.tls !== undefined) tls.server(l.tls, at(i, 'tls'));
@@ -333,6 +334,48 @@ function checkUsers(
       first.set(u.username, k);
     }
   });
+}
+
+/**
+ * `authentication: "redis"` leaves client credentials to Redis: the listener's own
+ * `password` / `users` would never be asked, so setting them is a mistake. Reported at
+ * the key that sets them; a `password`/`users` that only `defaults` sets is reported at
+ * the listener's `authentication` (a listener cannot unset what `defaults` sets).
+ */
+function checkAuthentication(
+  l: RawListener,
+  defaults: RawSettings | undefined,
+  segments: string[],
+  add: (segments: string[], message: string) => void,
+): void {
+  const mode = l.authentication ?? defaults?.authentication ?? BUILTIN_SETTINGS.authentication;
+  if (mode !== 'redis') return;
+  const from = l.authentication !== undefined ? '' : ' (from defaults)';
+  for (const key of ['password', 'users'] as const) {
+    const fix =
+      key === 'password'
+        ? 'set requirepass (or an ACL user) on the Redis servers instead'
+        : 'create these users on every Redis node with ACL SETUSER instead';
+    if (l[key] !== undefined) {
+      add(
+        [...segments, key],
+        `cannot be set with "authentication": "redis"${from}: clients log in as the Redis ACL users of the master; ` +
+          `remove "${key}" (${fix}), or set "authentication": "proxy"`,
+      );
+    } else if (defaults?.[key] !== undefined && (defaults.authentication !== 'redis' || l.authentication !== undefined)) {
+      add(
+        [...segments, 'authentication'],
+        `"redis" cannot be used with the "${key}" that defaults sets: clients log in as the Redis ACL users of the master; ` +
+          `move "${key}" from defaults to the listeners with "authentication": "proxy"`,
+      );
+    } else if (defaults?.[key] !== undefined) {
+      add(
+        ['defaults', key],
+        `cannot be set with "authentication": "redis": clients log in as the Redis ACL users of the master; ` +
+          `remove "${key}" (${fix}), or set "authentication": "proxy"`,
+      );
+    }
+  }
 }
 
 function checkBackendPair(
@@ -460,6 +503,7 @@ function buildListener(l: RawListener, defaults: RawSettings, tls: TlsFiles): Li
     bind: settings.bind,
     replicas: (l.slave ?? []).map(fixedNode),
     readPolicy: settings.readPolicy as ReadPolicy,
+    authentication: settings.authentication,
     sharedConnections: settings.sharedConnections,
     maxDedicatedConnections: settings.maxDedicatedConnections,
     connectTimeout: settings.connectTimeout,

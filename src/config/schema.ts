@@ -23,6 +23,8 @@ export const EXPECTED = 'expected';
 
 /** Every ReadPolicy, in the order messages list them. */
 export const READ_POLICIES = ['replica', 'prefer-replica', 'master', 'any'] as const;
+/** Every authentication mode (AuthenticationMode). */
+export const AUTHENTICATION_MODES = ['proxy', 'redis'] as const;
 /** Every causal-read mode, weakest first. */
 export const CAUSAL_MODES = ['none', 'session', 'global'] as const;
 /** Every LogLevel, most severe first. */
@@ -139,6 +141,11 @@ const COMMAND_NAME = '[A-Za-z0-9_.:-]+';
 export const settingsProperties: Record<string, SchemaObject> = {
   bind: nonEmptyString('an address to accept clients on, like "127.0.0.1" or "0.0.0.0"'),
   readPolicy: oneOfStrings(READ_POLICIES),
+  authentication: {
+    ...oneOfStrings(AUTHENTICATION_MODES),
+    [EXPECTED]:
+      'one of proxy, redis (proxy: the listener\'s password/users; redis: the Redis ACL users of the master, commands run as that user)',
+  },
   password: nonEmptyString('a non-empty string (the password clients AUTH with)'),
   users: {
     type: 'array',

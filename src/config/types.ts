@@ -104,6 +104,16 @@ export interface ClientUser {
   password: string;
 }
 
+/**
+ * Who checks a client's AUTH / HELLO AUTH, and as whom its commands run (README "Redis ACL users"):
+ * - `proxy`: the listener's `password` / `users`; every command runs as the listener's
+ *   backend user (`backendUsername`, or each node's own credentials).
+ * - `redis`: the master checks the credentials (Redis ACL users, `requirepass`); the
+ *   session's commands then run on backend connections authenticated as that user, so
+ *   Redis enforces its ACL. See https://redis.io/docs/latest/operate/oss_and_stack/management/security/acl/
+ */
+export type AuthenticationMode = 'proxy' | 'redis';
+
 /** Settings that a listener may set and that `defaults` may set for every listener. */
 export interface ListenerSettings {
   /** Address to accept clients on. Default "127.0.0.1". */
@@ -116,9 +126,11 @@ export interface ListenerSettings {
   backendTls?: boolean | RawBackendTls;
   /** Default "prefer-replica". */
   readPolicy: ReadPolicy;
-  /** Password clients must AUTH with (like `requirepass`); unset: no client auth. */
+  /** Who checks clients' credentials and as whom their commands run. Default "proxy". */
+  authentication: AuthenticationMode;
+  /** Password clients must AUTH with (like `requirepass`); unset: no client auth. Only with `authentication: "proxy"`. */
   password?: string;
-  /** ACL-style users clients may AUTH as (`AUTH user pass`); unset: none. */
+  /** ACL-style users clients may AUTH as (`AUTH user pass`); unset: none. Only with `authentication: "proxy"`. */
   users?: ClientUser[];
   /**
    * Default backend credentials for every node of the listener (a node may override).

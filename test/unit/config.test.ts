@@ -214,6 +214,65 @@ t.test('client auth settings are kept', async (t) => {
   t.same(l.users, [{ username: 'app', password: 'x' }]);
 });
 
+t.test('authentication: "proxy" by default, "redis" from the listener or defaults', async (t) => {
+  t.equal(normalizeConfig([listener(6380)]).listeners[0]!.authentication, 'proxy');
+  t.equal(normalizeConfig([listener(6380, { authentication: 'redis' })]).listeners[0]!.authentication, 'redis');
+  const config = normalizeConfig({
+    defaults: { authentication: 'redis' },
+    listeners: [listener(6380), listener(6381, { authentication: 'proxy', password: 'p' })],
+  });
+  t.same(
+    config.listeners.map((l) => [l.authentication, l.password]),
+    [
+      ['redis', undefined],
+      ['proxy', 'p'],
+    ],
+    'a listener may keep the proxy mode (with its password) under redis defaults',
+  );
+  t.same(problemsOf([listener(6380, { authentication: 'acl' })]), [
+    '[0].authentication: must be one of proxy, redis (proxy: the listener\'s password/users; redis: the Redis ACL users of the master, commands run as that user), got "acl"',
+  ]);
+});
+
+t.test('authentication "redis" contradicts the listener\'s password and users', async (t) => {
+  t.same(problemsOf([listener(6380, { authentication: 'redis', password: 'p' })]), [
+    '[0].password: cannot be set with "authentication": "redis": clients log in as the Redis ACL users of the master; ' +
+      'remove "password" (set requirepass (or an ACL user) on the Redis servers instead), or set "authentication": "proxy"',
+  ]);
+  t.same(problemsOf([listener(6380, { authentication: 'redis', users: [{ username: 'app', password: 'x' }] })]), [
+    '[0].users: cannot be set with "authentication": "redis": clients log in as the Redis ACL users of the master; ' +
+      'remove "users" (create these users on every Redis node with ACL SETUSER instead), or set "authentication": "proxy"',
+  ]);
+  t.same(
+    problemsOf({ defaults: { authentication: 'redis' }, listeners: [listener(6380, { password: 'p' })] }),
+    [
+      'listeners[0].password: cannot be set with "authentication": "redis" (from defaults): clients log in as the Redis ACL users of the master; ' +
+        'remove "password" (set requirepass (or an ACL user) on the Redis servers instead), or set "authentication": "proxy"',
+    ],
+    'the mode from defaults, the password from the listener',
+  );
+  t.same(
+    problemsOf({ defaults: { password: 'p' }, listeners: [listener(6380, { authentication: 'redis' }), listener(6381)] }),
+    [
+      'listeners[0].authentication: "redis" cannot be used with the "password" that defaults sets: clients log in as the ' +
+        'Redis ACL users of the master; move "password" from defaults to the listeners with "authentication": "proxy"',
+    ],
+    'the password from defaults, the mode from the listener: reported at the mode',
+  );
+  t.same(
+    problemsOf({
+      defaults: { authentication: 'redis', users: [{ username: 'app', password: 'x' }] },
+      listeners: [listener(6380), listener(6381)],
+    }),
+    [
+      'defaults.users: cannot be set with "authentication": "redis": clients log in as the Redis ACL users of the master; ' +
+        'remove "users" (create these users on every Redis node with ACL SETUSER instead), or set "authentication": "proxy"',
+    ],
+    'both in defaults: reported once, at defaults',
+  );
+  t.doesNotThrow(() => normalizeConfig([listener(6380, { authentication: 'redis', backendUsername: 'proxy', backendPassword: 'pw' })]));
+});
+
 t.test('normalizeConfig does not modify its argument', async (t) => {
   const raw = [{ listen: 6380, master: node(7000) }];
   const before = JSON.stringify(raw);
