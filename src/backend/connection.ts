@@ -11,6 +11,7 @@ import { BatchedOutput } from '../io/batched-output.js';
 import { coarseNow } from '../io/clock.js';
 import { encodeCommand } from '../protocol/resp.js';
 import { ReplyFramer, type ReplySink } from '../protocol/reply-framer.js';
+import { authWords, type BackendIdentity } from './identity.js';
 import type { BackendFailure, Link, OwedReply, StreamSink } from './link.js';
 import { tlsErrorText, type BackendTlsOptions } from './tls.js';
 
@@ -21,8 +22,15 @@ export interface ConnectionOptions {
   db: number;
   /** RESP version spoken on the connection (3: HELLO 3 right after connecting). */
   protocol: 2 | 3;
+  /** The node's own credentials (identity 0): the handshake's unless `identity` is set, and what {@link BackendConnection.authenticate} goes back to. */
   username?: string;
   password?: string;
+  /**
+   * A client's Redis user to authenticate as instead of the node's own credentials
+   * (`authentication: "redis"`, ./identity.ts). A handshake refused for it says nothing
+   * about the node: the connection fails with kind `refused`, not `unreachable`.
+   */
+  identity?: BackendIdentity | null;
   /** ms to establish the connection: the TCP connect, and with `tls` the TLS handshake too. */
   connectTimeout: number;
   /** Connect with TLS (the node's `backendTls`, made once per node); unset: plain TCP. */
@@ -46,6 +54,34 @@ export interface ConnectionEvents {
   onClosed(conn: BackendConnection, failure: BackendFailure): void;
   /** A reply arrived while {@link BackendConnection.reportAnswers} was set: the node answers. */
   onAnswered(conn: BackendConnection): void;
+}
+
+/**
+ * The reply to an AUTH the proxy sends to switch a connection's identity
+ * ({@link BackendConnection.authenticate}): resolves on `+OK`; on an error the
+ * connection is torn down (it is still authenticated as before, which its next user must
+ * not get) and the promise rejects with Redis's text.
+ */
+class AuthReply implements OwedReply {
+  sentAt = 0;
+  readonly patient = false;
+  constructor(
+    private readonly conn: BackendConnection,
+    private readonly resolve: () => void,
+    private readonly reject: (err: Error) => void,
+  ) {}
+  settle(buf: Buffer, start: number, end: number): void {
+    if (buf[start] !== 0x2d) {
+      this.resolve();
+      return;
+    }
+    const text = buf.toString('latin1', start + 1, end - 2);
+    this.conn.destroy(`refused AUTH: ${text}`);
+    this.reject(new Error(text));
+  }
+  fail(failure: BackendFailure): void {
+    this.reject(new Error(failure.detail));
+  }
 }
 
 /** A reply to one of the proxy's own requests (handshake, SELECT, HELLO): an error makes the connection unusable. */
@@ -80,6 +116,8 @@ export class BackendConnection implements ReplySink, Link {
   reportAnswers = false;
   /** The node's id for this connection (CLIENT ID), or -1 when not asked. */
   clientId = -1;
+  /** Who the connection is authenticated as: null for the node's own credentials (./identity.ts). */
+  identity: BackendIdentity | null;
   private readonly framer = new ReplyFramer(this);
   private readonly owed = new Denque<OwedReply>();
   private readonly output: BatchedOutput;
@@ -93,6 +131,7 @@ export class BackendConnection implements ReplySink, Link {
   ) {
     this.db = options.db;
     this.protocol = options.protocol;
+    this.identity = options.identity ?? null;
     const secure = options.tls !== undefined;
     // TLS or not is decided here, once: the rest of the connection sees a net.Socket.
     const socket = secure
@@ -116,11 +155,14 @@ export class BackendConnection implements ReplySink, Link {
     socket.on('close', () => this.teardown('connection closed', this.wasReady ? 'lost' : 'unreachable'));
     // The handshake: its replies come first; the connection is ready after the last one.
     const handshake: string[][] = [];
+    const identity = this.identity;
+    const username = identity === null ? options.username : identity.username;
+    const password = identity === null ? options.password : identity.password;
     if (options.protocol === 3 || options.hello) {
-      const auth = options.password !== undefined ? ['AUTH', options.username ?? 'default', options.password] : [];
+      const auth = password !== undefined ? ['AUTH', username ?? 'default', password] : [];
       handshake.push(['HELLO', String(options.protocol), ...auth]);
-    } else if (options.password !== undefined) {
-      handshake.push(options.username !== undefined ? ['AUTH', options.username, options.password] : ['AUTH', options.password]);
+    } else if (password !== undefined) {
+      handshake.push(authWords(username, password));
     }
     if (options.db !== 0) handshake.push(['SELECT', String(options.db)]);
     if (options.wantClientId === true) handshake.push(['CLIENT', 'ID']);
@@ -176,6 +218,27 @@ export class BackendConnection implements ReplySink, Link {
     if (protocol === this.protocol) return;
     this.protocol = protocol;
     this.sendInternal(encodeCommand(['HELLO', String(protocol)]));
+  }
+
+  /**
+   * Switches the connection to `identity` (null: the node's own credentials) with an AUTH
+   * queued before whatever comes next. Resolves once Redis accepted it; on a refusal the
+   * connection is torn down and the promise rejects with Redis's text. Whoever must not
+   * run a request as the previous identity waits for it (a lease being handed out or
+   * pooled); a session switching its own lease need not (the previous identity was its own).
+   * See https://redis.io/docs/latest/commands/auth/
+   */
+  authenticate(identity: BackendIdentity | null): Promise<void> {
+    const words =
+      identity === null ? authWords(this.options.username, this.options.password) : authWords(identity.username, identity.password);
+    this.identity = identity;
+    const request = encodeCommand(words);
+    return new Promise<void>((resolve, reject) => this.send(new AuthReply(this, resolve, reject), request, 0, request.length));
+  }
+
+  /** Tells the connection that an AUTH the client ran on it (in a transaction or a stream) made it `identity`; nothing is sent. */
+  assumeIdentity(identity: BackendIdentity | null): void {
+    this.identity = identity;
   }
 
   /** Queues a request whose reply no one is owed: it goes to the sink (Pub/Sub and MONITOR mode). */
@@ -254,10 +317,12 @@ export class BackendConnection implements ReplySink, Link {
   internalReplied(buf: Buffer, start: number, end: number): void {
     if (buf[start] === 0x2d) {
       // BUSY: alive, running a script; the requests owed here get Redis's own BUSY error.
-      // A refused handshake (WRONGPASS, NOAUTH) is the node's failure; a refused SELECT or HELLO later is ours.
+      // A refused handshake (WRONGPASS, NOAUTH) is the node's failure, unless it refused a
+      // client's user (identity): that says nothing about the node. A refused SELECT or HELLO later is ours.
       const text = buf.toString('latin1', start + 1, end - 2);
       if (text.startsWith('BUSY')) this.teardown(text, 'busy');
       else if (this.ready) this.teardown(`refused SELECT or HELLO: ${text}`, 'closed');
+      else if (this.identity !== null) this.teardown(`refused user '${this.identity.username}': ${text}`, 'refused');
       else this.teardown(`refused the handshake: ${text}`, 'unreachable');
       return;
     }

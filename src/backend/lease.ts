@@ -6,8 +6,17 @@
  * provably clean, and is destroyed otherwise. This is the one place that decides, so no
  * path can return a connection carrying one client's state to the next client
  * (docs/architecture.md "Isolation").
+ *
+ * Identity (./identity.ts): pooled connections are all authenticated as the node's own
+ * credentials (identity 0). A lease for a client's Redis user was switched to it with an
+ * AUTH that Redis accepted before the lease was handed out (Node.acquire); a clean lease
+ * whose connection is not on identity 0 (that user, or another one the client switched
+ * to) goes back to the pool only after an AUTH back to identity 0 that Redis accepted,
+ * and is destroyed otherwise. So a connection authenticated as one user never serves
+ * another.
  */
 import type { BackendConnection } from './connection.js';
+import type { BackendIdentity } from './identity.js';
 import type { Link, OwedReply, StreamSink } from './link.js';
 
 /** Connection state bits a lease tracks (see {@link Lease.enter}). */
@@ -78,6 +87,28 @@ export class Lease implements Link {
     this.conn.setProtocol(protocol);
   }
 
+  /** Who the connection is authenticated as (null: the node's own credentials). */
+  get identity(): BackendIdentity | null {
+    return this.conn.identity;
+  }
+
+  /**
+   * Switches the connection to `identity` (an AUTH before whatever comes next, when it
+   * differs): the session switched user. A refusal tears the connection down (the lease is
+   * then lost, as on any failure); what the session sent before it ran as its previous
+   * user, which was its own.
+   */
+  setIdentity(identity: BackendIdentity | null): void {
+    if (identity === this.conn.identity) return;
+    // The failure reaches the session through the connection's teardown.
+    this.conn.authenticate(identity).catch(() => undefined);
+  }
+
+  /** Records that an AUTH the client ran on the connection (in a transaction or a stream) made it `identity`. */
+  assumeIdentity(identity: BackendIdentity | null): void {
+    this.conn.assumeIdentity(identity);
+  }
+
   /** Records that a SELECT the client sent (inside a transaction) moved the connection to `db`. */
   assumeDb(db: number): void {
     this.conn.assumeDb(db);
@@ -114,18 +145,28 @@ export class Lease implements Link {
 
   /**
    * Ends the lease: the connection goes back to the pool when {@link clean}, else it is
-   * destroyed (its owed replies fail). Idempotent.
-   * @returns true when it went back to the pool
+   * destroyed (its owed replies fail). A clean connection authenticated as a client's user
+   * is first switched back to the node's own credentials: pooled once Redis accepted that
+   * AUTH, destroyed if it did not (or the connection closed meanwhile). Idempotent.
+   * @returns true when it went (or is going) back to the pool
    */
   release(): boolean {
     if (this.ended) return false;
     this.ended = true;
-    this.conn.sink = null;
-    if (this.clean) {
-      this.pool.giveBack(this.conn);
+    const conn = this.conn;
+    conn.sink = null;
+    if (!this.clean) {
+      this.pool.discard(conn, 'released with connection state');
+      return false;
+    }
+    if (conn.identity === null) {
+      this.pool.giveBack(conn);
       return true;
     }
-    this.pool.discard(this.conn, 'released with connection state');
-    return false;
+    conn.authenticate(null).then(
+      () => this.pool.giveBack(conn),
+      (err: Error) => this.pool.discard(conn, `could not authenticate back: ${err.message}`),
+    );
+    return true;
   }
 }

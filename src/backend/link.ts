@@ -17,12 +17,15 @@
  * - `closed`: the proxy closed the connection on purpose (released, shutting down, a
  *   SELECT or HELLO the node refused).
  * - `protocol`: the node sent bytes that are not RESP, or a reply nobody asked for.
+ * - `refused`: the connection was opened for a client's Redis user (`authentication:
+ *   "redis"`) and the node refused that user's handshake (WRONGPASS, NOAUTH, a disabled
+ *   user): no verdict on the node, which stays up.
  * - `busy`: the node answered a request the proxy made for the connection (SELECT,
  *   CLIENT ID) with BUSY (a script or function over its time limit); `detail` is Redis's
  *   own error text, which is what the requests owed on it get.
  */
 export interface BackendFailure {
-  readonly kind: 'unreachable' | 'lost' | 'timeout' | 'closed' | 'protocol' | 'busy';
+  readonly kind: 'unreachable' | 'lost' | 'timeout' | 'closed' | 'protocol' | 'busy' | 'refused';
   readonly node: string;
   readonly detail: string;
 }

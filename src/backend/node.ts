@@ -13,6 +13,12 @@
  * Only `down` makes the master's requests fail fast. A replica serves reads only when
  * `up` and not ejected by outlier detection (./outlier.ts); when it stops serving, the
  * reads in flight on it are retried elsewhere at once.
+ *
+ * Identities (./identity.ts): the shared and priority connections are kept per identity,
+ * identity 0 (`null`, the node's own credentials) in a field of its own, the others in a
+ * map by id; dedicated connections all sit in one pool on identity 0 and are switched to
+ * the session's identity when leased. A refused handshake for a client's identity leaves
+ * the node's state alone.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import genericPool, { type Pool } from 'generic-pool';
@@ -22,6 +28,7 @@ import { coarseNow } from '../io/clock.js';
 import { encodeCommand } from '../protocol/resp.js';
 import { BackendConnection, type ConnectionEvents } from './connection.js';
 import { ControlClient, parseInfo, ReplyError, ReplyTimeout } from './control-client.js';
+import type { BackendIdentity } from './identity.js';
 import { Lease, type LeasePool } from './lease.js';
 import type { BackendFailure, Link, OwedReply } from './link.js';
 import { OutlierDetector } from './outlier.js';
@@ -84,6 +91,12 @@ class Probe implements OwedReply {
 
 const PING = encodeCommand(['PING']);
 
+/** The shared connections of one identity other than 0. */
+interface IdentityLinks {
+  readonly identity: BackendIdentity;
+  readonly links: SharedLinks;
+}
+
 export class Node implements ConnectionEvents, LeasePool {
   readonly role: NodeRole;
   readonly label: string;
@@ -103,7 +116,10 @@ export class Node implements ConnectionEvents, LeasePool {
   serverVersion = '';
   /** Seconds since the master heard from this replica (`lag=` in the master's INFO); -1 unknown. */
   lag = -1;
+  /** Shared and priority connections of identity 0 (the node's own credentials). */
   private readonly shared: SharedLinks;
+  /** Those of the other identities, by id; dropped once the identity is unused and they owe nothing. */
+  private readonly byIdentity = new Map<number, IdentityLinks>();
   private readonly pool: Pool<BackendConnection>;
   private readonly control: ControlClient;
   private readonly outliers: OutlierDetector;
@@ -182,23 +198,50 @@ export class Node implements ConnectionEvents, LeasePool {
     return this.outliers.ejected;
   }
 
-  /** A shared connection for database `db` speaking RESP `protocol` (see ./shared-links.ts). */
-  sharedLink(db: number, protocol: 2 | 3): Link {
-    return this.shared.get(db, protocol, coarseNow());
+  /**
+   * A shared connection for database `db` speaking RESP `protocol` (see ./shared-links.ts),
+   * authenticated as `identity` (null, the default: the node's own credentials, with no
+   * lookup; another identity: one map lookup by its id).
+   */
+  sharedLink(db: number, protocol: 2 | 3, identity: BackendIdentity | null = null): Link {
+    if (identity === null) return this.shared.get(db, protocol, coarseNow());
+    return this.linksOf(identity).get(db, protocol, coarseNow());
   }
 
-  /** The connection for commands Redis runs while a script is busy (SCRIPT KILL, FUNCTION KILL, …). */
-  priorityLink(protocol: 2 | 3): Link {
-    return this.shared.priorityLink(protocol);
+  /** The connection for commands Redis runs while a script is busy (SCRIPT KILL, FUNCTION KILL, …), as `identity`. */
+  priorityLink(protocol: 2 | 3, identity: BackendIdentity | null = null): Link {
+    return (identity === null ? this.shared : this.linksOf(identity)).priorityLink(protocol);
+  }
+
+  /** The shared connections of `identity`, made on first use. */
+  private linksOf(identity: BackendIdentity): SharedLinks {
+    let entry = this.byIdentity.get(identity.id);
+    if (entry === undefined) {
+      const links = new SharedLinks(this.options.sharedConnections, (db, protocol) => this.open(db, protocol, false, identity));
+      entry = { identity, links };
+      this.byIdentity.set(identity.id, entry);
+    }
+    return entry.links;
   }
 
   /**
-   * Leases a dedicated connection from the pool, switched to database `db` and RESP
-   * `protocol`. End the lease with {@link Lease.release}.
-   * @throws Error when none can be had within the connect timeout (pool exhausted or node down).
+   * Leases a dedicated connection from the pool, switched to database `db`, RESP
+   * `protocol` and `identity` (null: the node's own credentials). For another identity the
+   * AUTH is answered before the lease is handed out, so nothing of the session's runs as
+   * the proxy's own user. End the lease with {@link Lease.release}.
+   * @throws Error when none can be had within the connect timeout (pool exhausted or node
+   *   down), or Redis refused the identity's AUTH (the message is Redis's text)
    */
-  async acquire(db: number, protocol: 2 | 3): Promise<Lease> {
+  async acquire(db: number, protocol: 2 | 3, identity: BackendIdentity | null = null): Promise<Lease> {
     const conn = await this.pool.acquire();
+    if (identity !== null) {
+      try {
+        await conn.authenticate(identity);
+      } catch (err) {
+        this.discard(conn, 'refused the lease\'s AUTH');
+        throw new Error(`refused user '${identity.username}': ${(err as Error).message}`);
+      }
+    }
     conn.setProtocol(protocol);
     conn.select(db);
     return new Lease(conn, this);
@@ -254,6 +297,24 @@ export class Node implements ConnectionEvents, LeasePool {
    */
   expireShared(now: number, timeoutMs: number): void {
     this.shared.expire(now, timeoutMs);
+    for (const entry of this.byIdentity.values()) {
+      entry.links.expire(now, timeoutMs);
+      // No session runs as it any more: its connections close once they owe nothing.
+      if (entry.identity.inUse === 0 && entry.links.closeIdle('no session of its user is left')) {
+        this.byIdentity.delete(entry.identity.id);
+      }
+    }
+  }
+
+  /** Every open shared and priority connection, of every identity. */
+  private *sharedConnections(): Generator<BackendConnection> {
+    yield* this.shared.all();
+    for (const entry of this.byIdentity.values()) yield* entry.links.all();
+  }
+
+  /** Closes every shared and priority connection, of every identity; their owed replies fail. */
+  private closeShared(detail: string, kind: BackendFailure['kind'] = 'closed'): void {
+    for (const conn of [...this.sharedConnections()]) conn.destroy(detail, kind);
   }
 
   /** While ejected: sends a PING on a data connection; its answer brings the node back into the rotation. */
@@ -292,7 +353,7 @@ export class Node implements ConnectionEvents, LeasePool {
     while (Date.now() < deadline && this.sharedOwed() > 0) await sleep(20);
     this.closing = true;
     this.control.close();
-    this.shared.closeAll(`${this.label} left the listener's topology`);
+    this.closeShared(`${this.label} left the listener's topology`);
     while (this.pool.borrowed > 0) await sleep(100);
     await this.close();
   }
@@ -300,7 +361,7 @@ export class Node implements ConnectionEvents, LeasePool {
   /** Replies owed on the shared connections now. */
   private sharedOwed(): number {
     let owed = 0;
-    for (const conn of this.shared.all()) owed += conn.owedCount;
+    for (const conn of this.sharedConnections()) owed += conn.owedCount;
     return owed;
   }
 
@@ -308,7 +369,7 @@ export class Node implements ConnectionEvents, LeasePool {
   async close(): Promise<void> {
     this.closing = true;
     this.control.close();
-    this.shared.closeAll('proxy shutting down');
+    this.closeShared('proxy shutting down');
     await this.pool.drain();
     await this.pool.clear();
   }
@@ -350,10 +411,12 @@ export class Node implements ConnectionEvents, LeasePool {
             'replica ejected from the read rotation: its data connections keep timing out',
           );
           this.options.onStateChange(this, this.state);
-          this.shared.closeAll(`${this.label} was taken out of the read rotation (its commands time out)`);
+          this.closeShared(`${this.label} was taken out of the read rotation (its commands time out)`);
         }
         break;
       case 'closed':
+      case 'refused':
+        // Closed on purpose, or a client's Redis user refused: no verdict on the node.
         break;
     }
   }
@@ -368,7 +431,7 @@ export class Node implements ConnectionEvents, LeasePool {
     h.error = error;
     const after = this.state;
     if (before === after) return;
-    if (after === 'unresponsive') for (const conn of this.shared.all()) conn.reportAnswers = true;
+    if (after === 'unresponsive') for (const conn of this.sharedConnections()) conn.reportAnswers = true;
     const logger = this.options.logger;
     if (after === 'up') logger.info({ node: this.label, was: before }, 'backend back');
     else if (after === 'down') logger.warn({ node: this.label, error }, 'backend lost');
@@ -376,16 +439,16 @@ export class Node implements ConnectionEvents, LeasePool {
     this.options.onStateChange(this, before);
     if (this.role === 'replica' && before === 'up') {
       // It no longer serves reads: those in flight on it are retried elsewhere now.
-      this.shared.closeAll(`${this.label} is ${after} (${error})`);
+      this.closeShared(`${this.label} is ${after} (${error})`);
     }
   }
 
-  private open(db: number, protocol: 2 | 3, wantClientId = false): BackendConnection {
+  private open(db: number, protocol: 2 | 3, wantClientId = false, identity: BackendIdentity | null = null): BackendConnection {
     const { config, connectTimeout } = this.options;
     const { host, port, username, password } = config;
     // HELLO (Redis 6+) runs while a script is busy; an older Redis gets AUTH or PING.
     const hello = this.serverVersion === '' || Number.parseInt(this.serverVersion, 10) >= 6;
-    const options = { host, port, db, protocol, username, password, connectTimeout, label: this.label, wantClientId, hello, tls: this.tls };
+    const options = { host, port, db, protocol, username, password, identity, connectTimeout, label: this.label, wantClientId, hello, tls: this.tls };
     const conn = new BackendConnection(options, this);
     conn.reportAnswers = !this.health.responsive;
     return conn;

@@ -128,6 +128,19 @@ export class SharedLinks {
     return false;
   }
 
+  /**
+   * Closes every connection that owes no reply (its identity has no session left).
+   * @returns true when no connection is left open
+   */
+  closeIdle(detail: string): boolean {
+    let open = 0;
+    for (const conn of this.all()) {
+      if (conn.owedCount === 0) conn.destroy(detail);
+      else open++;
+    }
+    return open === 0;
+  }
+
   /** Closes every connection (the node left service or the proxy stops); their owed replies fail. */
   closeAll(detail: string, kind: BackendFailure['kind'] = 'closed'): void {
     for (const conn of this.all()) conn.destroy(detail, kind);

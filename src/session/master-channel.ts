@@ -3,13 +3,14 @@
  * ordering barrier, and the session's dedicated connection (its lease).
  *
  * Ordering barrier: a session has requests in flight on one master connection at a time.
- * Moving to another (its lease, or the shared connection of another database or RESP
- * version) waits until every reply owed on the current one has arrived, so a client's
+ * Moving to another (its lease, or the shared connection of another database, RESP
+ * version or identity: the Redis user it runs as, src/backend/identity.ts) waits until every reply owed on the current one has arrived, so a client's
  * own commands execute in the order it sent them (docs/architecture.md).
  *
  * The session never touches a connection: it asks the channel to send, to lease, and to
  * release, and the lease itself decides at release whether the connection is clean.
  */
+import type { BackendIdentity } from '../backend/identity.js';
 import type { Lease } from '../backend/lease.js';
 import type { Link, StreamSink } from '../backend/link.js';
 import type { Node } from '../backend/node.js';
@@ -42,14 +43,17 @@ export class MasterChannel {
   /** Database and RESP version the session's requests need. */
   private db = 0;
   private protocol: 2 | 3 = 2;
+  /** Who the session's requests run as: null for the listener's backend identity. */
+  private identity: BackendIdentity | null = null;
   /** The session's dedicated connection, or null. */
   lease: Lease | null = null;
   /** The node the lease is on (the master when it was leased). */
   private leaseNode: Node | null = null;
-  /** The connection replies are owed on, its node, the (db, protocol) it was chosen for, and how many. */
+  /** The connection replies are owed on, its node, the (db, protocol) and identity it was chosen for, and how many. */
   private link: Link | null = null;
   private linkNode: Node | null = null;
   private linkKey = 0;
+  private linkIdentity: BackendIdentity | null = null;
   private owed = 0;
   private acquiring = false;
   /** The lease arrived for a request not sent yet: kept for it even while the session holds no state. */
@@ -75,7 +79,7 @@ export class MasterChannel {
 
   /**
    * Sends `buf[start, end)` to the master: on the lease when there is one, else on the
-   * shared connection for the session's (db, protocol). The slot gets `flags` plus
+   * shared connection for the session's (db, protocol) and identity. The slot gets `flags` plus
    * SLOT_MASTER (and SLOT_DEDICATED on the lease).
    * @returns the slot, or null with nothing sent when the barrier holds the request
    */
@@ -88,8 +92,14 @@ export class MasterChannel {
       node = this.leaseNode!;
     } else if (this.owed === 0) {
       node = this.source.master;
-      link = node.sharedLink(this.db, this.protocol);
-    } else if (this.linkKey === key && this.link !== null && !this.link.closed && this.linkNode === this.source.master) {
+      link = node.sharedLink(this.db, this.protocol, this.identity);
+    } else if (
+      this.linkKey === key &&
+      this.linkIdentity === this.identity &&
+      this.link !== null &&
+      !this.link.closed &&
+      this.linkNode === this.source.master
+    ) {
       link = this.link;
       node = this.linkNode;
     } else {
@@ -101,6 +111,7 @@ export class MasterChannel {
     this.link = link;
     this.linkNode = node;
     this.linkKey = key;
+    this.linkIdentity = this.identity;
     this.owed++;
     const slot = this.owner.newSlot(flags | SLOT_MASTER | (link === this.lease ? SLOT_DEDICATED : 0));
     slot.node = node;
@@ -133,7 +144,7 @@ export class MasterChannel {
     if (this.acquiring) return false;
     this.acquiring = true;
     const node = this.source.master;
-    node.acquire(this.db, this.protocol).then(
+    node.acquire(this.db, this.protocol, this.identity).then(
       (lease) => {
         this.acquiring = false;
         if (this.owner.ended) {
@@ -148,7 +159,8 @@ export class MasterChannel {
         }
         this.lease = lease;
         this.leaseNode = node;
-        // The session may have switched database or protocol while the lease was on its way.
+        // The session may have switched database, protocol or user while the lease was on its way.
+        lease.setIdentity(this.identity);
         lease.setProtocol(this.protocol);
         lease.select(this.db);
         lease.stream(this.owner);
@@ -240,6 +252,22 @@ export class MasterChannel {
   setProtocol(protocol: 2 | 3): void {
     this.protocol = protocol;
     this.lease?.setProtocol(protocol);
+  }
+
+  /**
+   * The session runs as `identity` from its next request on (a login on a listener with
+   * `authentication: "redis"`; null: the backend identity). Shared connections of that
+   * identity serve it, after the barrier; a lease held is switched with an AUTH.
+   */
+  setIdentity(identity: BackendIdentity | null): void {
+    this.identity = identity;
+    this.lease?.setIdentity(identity);
+  }
+
+  /** An AUTH the client ran on the lease (in a transaction or a stream) made it, and the session, `identity`. */
+  assumeIdentity(identity: BackendIdentity | null): void {
+    this.identity = identity;
+    this.lease?.assumeIdentity(identity);
   }
 
   /** A HELLO written in a stream switched the lease (and the session) to RESP `protocol`. */

@@ -4,8 +4,10 @@
  * gives the connection back only when no LEASE_* bit is set, markStateUnknown() was never
  * called, nothing is owed and the connection is open; that each condition alone makes it
  * discard; that leave() clears bits; that markStateUnknown() is sticky; that release() is
- * idempotent and clears the stream sink; and that the pass-through methods reach the
- * connection.
+ * idempotent and clears the stream sink; that the pass-through methods reach the
+ * connection; and that a clean connection authenticated as a client's Redis user goes back
+ * to the pool only after Redis accepted the AUTH back to the node's own credentials, and
+ * is discarded when it refused it.
  */
 import t from 'tap';
 import type { BackendConnection } from '../../src/backend/connection.js';
@@ -18,6 +20,7 @@ import {
   LEASE_WATCH,
   type LeasePool,
 } from '../../src/backend/lease.js';
+import { BackendIdentity } from '../../src/backend/identity.js';
 import type { OwedReply, StreamSink } from '../../src/backend/link.js';
 
 /** The part of BackendConnection a lease uses, with what it was asked recorded. */
@@ -31,6 +34,11 @@ interface FakeConn {
   selects: number[];
   protocols: Array<2 | 3>;
   assumed: number[];
+  identity: BackendIdentity | null;
+  /** Every authenticate() call, with the settle functions of its promise. */
+  auths: Array<{ identity: BackendIdentity | null; resolve(): void; reject(err: Error): void }>;
+  authenticate(identity: BackendIdentity | null): Promise<void>;
+  assumeIdentity(identity: BackendIdentity | null): void;
   send(reply: OwedReply, buf: Buffer, start: number, end: number): void;
   write(request: Buffer): void;
   select(db: number): void;
@@ -49,6 +57,15 @@ function fakeConn(): FakeConn {
     selects: [],
     protocols: [],
     assumed: [],
+    identity: null,
+    auths: [],
+    authenticate(identity) {
+      this.identity = identity;
+      return new Promise<void>((resolve, reject) => this.auths.push({ identity, resolve, reject }));
+    },
+    assumeIdentity(identity) {
+      this.identity = identity;
+    },
     send(reply, buf, start, end) {
       this.sends.push({ reply, bytes: buf.toString('latin1', start, end) });
     },
@@ -290,4 +307,61 @@ t.test('pass-through to the connection', async (t) => {
   t.same(conn.assumed, [5]);
   t.equal(lease.connectionState, 0, 'none of these changes the state bits');
   t.equal(lease.clean, true);
+});
+
+const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+t.test('identity: setIdentity switches only on a change; assumeIdentity records without sending', async (t) => {
+  const { conn, lease } = setup();
+  const reader = new BackendIdentity('reader', 'rpw');
+  lease.setIdentity(null);
+  t.same(conn.auths, [], 'already on the node’s own credentials: no AUTH');
+  lease.setIdentity(reader);
+  t.same(conn.auths.map((a) => a.identity), [reader], 'one AUTH as the user');
+  t.equal(lease.identity, reader);
+  lease.setIdentity(reader);
+  t.equal(conn.auths.length, 1, 'no second AUTH for the same user');
+  const writer = new BackendIdentity('writer', 'wpw');
+  lease.assumeIdentity(writer);
+  t.equal(lease.identity, writer, 'an AUTH the client ran is recorded');
+  t.equal(conn.auths.length, 1, 'and nothing is sent for it');
+  conn.auths[0]!.reject(new Error('WRONGPASS'));
+  await tick();
+});
+
+t.test('identity: a clean lease of a client user is pooled only after the AUTH back is accepted', async (t) => {
+  const { conn, pool, lease } = setup();
+  conn.identity = new BackendIdentity('reader', 'rpw');
+  t.equal(lease.clean, true);
+  t.equal(lease.release(), true, 'on its way back to the pool');
+  t.same(conn.auths.map((a) => a.identity), [null], 'AUTH back to the node’s own credentials');
+  await tick();
+  t.equal(pool.given.length, 0, 'not pooled before Redis accepted it');
+  conn.auths[0]!.resolve();
+  await tick();
+  t.same(pool.given, [conn], 'pooled once accepted');
+  t.equal(pool.discarded.length, 0);
+  t.equal(lease.release(), false, 'idempotent');
+  t.equal(conn.auths.length, 1);
+});
+
+t.test('identity: an AUTH back that Redis refuses destroys the connection', async (t) => {
+  const { conn, pool, lease } = setup();
+  conn.identity = new BackendIdentity('reader', 'rpw');
+  lease.release();
+  conn.auths[0]!.reject(new Error('WRONGPASS invalid username-password pair or user is disabled.'));
+  await tick();
+  t.equal(pool.given.length, 0, 'never pooled');
+  t.same(pool.discarded.map((d) => [d.conn, d.reason]), [
+    [conn, 'could not authenticate back: WRONGPASS invalid username-password pair or user is disabled.'],
+  ]);
+});
+
+t.test('identity: a lease of a client user with state is destroyed without an AUTH', async (t) => {
+  const { conn, pool, lease } = setup();
+  conn.identity = new BackendIdentity('reader', 'rpw');
+  lease.enter(LEASE_WATCH);
+  t.equal(lease.release(), false);
+  t.same(conn.auths, [], 'no AUTH back for a connection that is destroyed anyway');
+  t.same(pool.discarded.map((d) => d.conn), [conn]);
 });

@@ -11,9 +11,12 @@
  * null (nothing sent, no slot taken) until every owed reply is in, and the owner is woken
  * then; slot flags; acquire() (pending, arrival, failure, forOther); releaseIfIdle;
  * retireLease keeping the barrier; close(); a lease arriving after the owner ended; the
- * master moving (a reload or failover) while replies are owed or a lease is on its way.
+ * master moving (a reload or failover) while replies are owed or a lease is on its way;
+ * a change of identity (the Redis user the session runs as) waiting at the barrier like a
+ * change of database, and reaching the lease.
  */
 import t from 'tap';
+import { BackendIdentity } from '../../src/backend/identity.js';
 import type { Lease } from '../../src/backend/lease.js';
 import type { BackendFailure, Link, OwedReply, StreamSink } from '../../src/backend/link.js';
 import type { Node } from '../../src/backend/node.js';
@@ -58,6 +61,17 @@ class FakeLease extends FakeLink {
   readonly protocols: Array<2 | 3> = [];
   readonly assumed: number[] = [];
   readonly clientId = 99;
+  /** Who the connection runs as (null: the node's own credentials), and every switch asked for. */
+  identity: BackendIdentity | null = null;
+  readonly identities: Array<BackendIdentity | null> = [];
+  setIdentity(identity: BackendIdentity | null): void {
+    if (identity === this.identity) return;
+    this.identity = identity;
+    this.identities.push(identity);
+  }
+  assumeIdentity(identity: BackendIdentity | null): void {
+    this.identity = identity;
+  }
   stream(sink: StreamSink | null): void {
     this.sinks.push(sink);
   }
@@ -84,6 +98,7 @@ class FakeLease extends FakeLink {
 interface PendingAcquire {
   db: number;
   protocol: 2 | 3;
+  identity: BackendIdentity | null;
   resolve(lease: FakeLease): void;
   reject(err: Error): void;
 }
@@ -95,8 +110,8 @@ class FakeNode {
   /** Every sharedLink() call, as `db/protocol`. */
   readonly linkCalls: string[] = [];
   readonly acquires: PendingAcquire[] = [];
-  sharedLink(db: number, protocol: 2 | 3): Link {
-    const key = `${db}/${protocol}`;
+  sharedLink(db: number, protocol: 2 | 3, identity: BackendIdentity | null = null): Link {
+    const key = identity === null ? `${db}/${protocol}` : `${db}/${protocol}/${identity.username}`;
     this.linkCalls.push(key);
     let link = this.links.get(key);
     // Like Node: a closed shared connection is replaced by a new one.
@@ -106,9 +121,9 @@ class FakeNode {
     }
     return link;
   }
-  acquire(db: number, protocol: 2 | 3): Promise<Lease> {
+  acquire(db: number, protocol: 2 | 3, identity: BackendIdentity | null = null): Promise<Lease> {
     return new Promise<Lease>((resolve, reject) => {
-      this.acquires.push({ db, protocol, resolve: (lease) => resolve(lease as unknown as Lease), reject });
+      this.acquires.push({ db, protocol, identity, resolve: (lease) => resolve(lease as unknown as Lease), reject });
     });
   }
   link(key: string): FakeLink {
@@ -650,4 +665,46 @@ t.test('a lease arriving from a master that has since moved is released; the lea
   t.equal(channel.lease, lease as unknown as Lease);
   t.equal(channel.leasedFrom, moved as unknown as Node);
   t.ok(owner.wakes > 0);
+});
+
+t.test('identity: a switch of user waits at the barrier, then uses that user’s shared link', async (t) => {
+  const { node, owner, channel } = setup();
+  const reader = new BackendIdentity('reader', 'rpw');
+  t.not(send(channel, 'SET a 1', SLOT_WRITE), null);
+  channel.setIdentity(reader);
+  const before = owner.wakes;
+  t.equal(send(channel, 'GET a'), null, 'held: a reply is owed on the backend identity’s link');
+  t.equal(node.link('0/2').sent.length, 1, 'nothing more sent there');
+  node.link('0/2').settle();
+  t.ok(owner.wakes > before, 'woken when the barrier clears');
+  t.not(send(channel, 'GET a'), null, 'sent after the reply came');
+  t.same(node.link('0/2/reader').sent, ['GET a'], 'on the user’s own shared link');
+  t.not(send(channel, 'GET b'), null, 'the same link again while owed: no wait');
+  channel.setIdentity(null);
+  t.equal(send(channel, 'GET c'), null, 'back to the backend identity: held again');
+  node.link('0/2/reader').settle();
+  node.link('0/2/reader').settle();
+  t.not(send(channel, 'GET c'), null);
+  t.same(node.link('0/2').sent, ['SET a 1', 'GET c']);
+});
+
+t.test('identity: leases are acquired as the session’s user and switched when it changes', async (t) => {
+  const { node, owner, channel } = setup();
+  const reader = new BackendIdentity('reader', 'rpw');
+  channel.setIdentity(reader);
+  owner.holdsLease = true;
+  t.equal(channel.acquire(), false);
+  t.equal(node.acquires[0]!.identity, reader, 'the pool is asked for the user');
+  const writer = new BackendIdentity('writer', 'wpw');
+  channel.setIdentity(writer);
+  const lease = new FakeLease('lease');
+  lease.identity = reader;
+  node.acquires[0]!.resolve(lease);
+  await tick();
+  t.same(lease.identities, [writer], 'the user changed while it was on its way: switched on arrival');
+  channel.setIdentity(null);
+  t.same(lease.identities, [writer, null], 'a switch while the lease is held reaches it');
+  channel.assumeIdentity(reader);
+  t.equal(lease.identity, reader, 'an AUTH the client ran on the lease is recorded');
+  t.same(lease.identities, [writer, null], 'without asking for another switch');
 });
