@@ -27,6 +27,7 @@ import { Router } from '../routing/router.js';
 import { Session, type SessionContext } from '../session/session.js';
 import { PROXY_VERSION } from '../version.js';
 import { DenyList } from './deny-list.js';
+import { RedisUsers } from './redis-users.js';
 import { CausalReads } from '../consistency/causal-reads.js';
 import { ListenerStats } from '../metrics/stats.js';
 import { SentinelWatcher } from '../topology/sentinel.js';
@@ -58,6 +59,8 @@ export class Listener implements SessionContext {
   /** Causal reads: which writes a read must see and which node has them. */
   readonly causal: CausalReads;
   denyList: DenyList;
+  /** The Redis ACL users sessions log in as (`authentication: "redis"`; unused otherwise). */
+  readonly redisUsers: RedisUsers;
   /** The port actually listened on. */
   port = 0;
   private server: net.Server;
@@ -140,6 +143,16 @@ export class Listener implements SessionContext {
       inRotation: () => router.replicasInRotation,
     };
     this.causal = new CausalReads(config.causalReads, nodes, config.healthCheckInterval);
+    // Read through `this`: the master moves with the topology, and a reload changes the timeout.
+    const listener = this;
+    this.redisUsers = new RedisUsers({
+      get master(): Node {
+        return listener.master;
+      },
+      get connectTimeout(): number {
+        return listener.config.connectTimeout;
+      },
+    });
     this.server = this.createServer();
   }
 
@@ -231,6 +244,8 @@ export class Listener implements SessionContext {
    */
   async start(): Promise<void> {
     await this.checkHealth();
+    // Before the first session: does Redis's `default` user need a password?
+    if (this.config.authentication === 'redis') await this.redisUsers.probeDefault();
     for (const n of [this.master, ...this.replicas]) {
       if (n.reachable) this.logger.info({ node: n.label, version: n.serverVersion, role: n.health.role }, 'backend connected');
       else this.logger.warn({ node: n.label, error: n.health.error }, 'backend unreachable at start');
@@ -334,6 +349,7 @@ export class Listener implements SessionContext {
       watcher?.start();
     }
     this.applyTopology(resolveTopology(next, discovered), 'reload');
+    if (next.authentication === 'redis' && before.authentication !== 'redis') void this.redisUsers.probeDefault();
     const [tlsBefore, tlsNext] = [before.tls, next.tls];
     if (next.bind !== before.bind || (tlsBefore === undefined) !== (tlsNext === undefined) || tlsBefore?.clientAuth !== tlsNext?.clientAuth) {
       await this.rebind();
@@ -432,6 +448,7 @@ export class Listener implements SessionContext {
     this.healthTimer = this.timeoutTimer = null;
     this.watcher?.close();
     this.causal.close();
+    this.redisUsers.close();
     const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const s of this.sessions) s.closeAfterReplies();
     if (this.sessions.size > 0) {
@@ -522,6 +539,8 @@ export class Listener implements SessionContext {
     this.recheck = false;
     try {
       const master = this.master;
+      // Whether Redis's `default` user needs a password, asked alongside (it may change at any time).
+      const probe = this.config.authentication === 'redis' ? this.redisUsers.probeDefault() : null;
       const masterInfo = await master.checkHealth();
       if (master === this.master) this.noteMasterRole();
       const lags = new Map<string, number>();
@@ -538,6 +557,7 @@ export class Listener implements SessionContext {
         }),
       );
       this.router.rebuild();
+      await probe;
     } finally {
       this.checking = false;
     }
@@ -569,9 +589,11 @@ export class Listener implements SessionContext {
     }
   }
 
+  /** Command timeouts and idle extra connections; the connections of Redis users no session runs as any more. */
   private expireCommands(): void {
     const now = coarseNow();
     for (const node of this.nodes) node.expireShared(now, this.config.commandTimeout);
+    this.redisUsers.prune();
   }
 
   /**

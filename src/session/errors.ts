@@ -57,3 +57,27 @@ export const NO_REDIRECT_TARGET = 'ERR The client ID you want redirect to does n
 export function wrongArityText(name: string): string {
   return `ERR wrong number of arguments for '${name}' command`;
 }
+
+/**
+ * A login (`authentication: "redis"`) the master did not answer within `connectTimeout`:
+ * the credentials could not be checked, so the session stays as it was.
+ */
+export function loginUncheckedText(node: string, error: string): string {
+  return `ERR redis-proxy: ${node} did not answer the AUTH that checks the credentials (${error})`;
+}
+
+/**
+ * WAIT or WAITAOF whose marker (`PUBLISH __redis-proxy__:wait ""`, which makes it count
+ * the session's writes) Redis refused, typically NOPERM for a Redis user without
+ * permission to publish there: the count would not cover the session's writes.
+ */
+export function waitMarkerRefusedText(error: string): string {
+  return (
+    'ERR redis-proxy: WAIT needs the proxy\'s PUBLISH to __redis-proxy__:wait first (it makes WAIT count this ' +
+    `session's writes), and Redis refused it: ${error}`
+  );
+}
+
+/** HELLO with a second AUTH option inside MULTI on a listener with `authentication: "redis"`. */
+export const HELLO_SECOND_AUTH_IN_MULTI =
+  'ERR redis-proxy: HELLO with more than one AUTH option is not supported inside MULTI with "authentication": "redis"';

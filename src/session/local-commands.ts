@@ -5,7 +5,7 @@
  */
 import { ERROR_AUTH } from '../metrics/stats.js';
 import { LOCAL_NAMES } from '../commands/index.js';
-import type { RequestView } from '../protocol/request-parser.js';
+import { RequestView } from '../protocol/request-parser.js';
 import { encodeBulk, encodeInteger, encodeSimple, encodeValue, OK, PONG, ReplyMap } from '../protocol/resp.js';
 import { clientGetredir, clientInfo, clientKill, clientList, clientOnOff, clientReply } from './client-command.js';
 import { wrongArityText } from './errors.js';
@@ -76,9 +76,21 @@ const select: LocalCommand = (s, req) => {
   s.reply(OK);
 };
 
+/**
+ * AUTH [username] password. With `authentication: "proxy"`, checked against the
+ * listener's `password` / `users`; with `"redis"`, the master checks it (an AUTH in the
+ * client's own words), so every answer is Redis's, and the session then runs as that user.
+ * Source: https://redis.io/docs/latest/commands/auth/
+ */
 const auth: LocalCommand = (s, req) => {
   if (req.argc < 2) return wrongArgs(s, 'auth');
   if (req.argc > 3) return s.replyError('ERR syntax error');
+  if (s.ctx.config.authentication === 'redis') {
+    return s.loginRedisUser(req.argc === 3 ? req.argString(1) : null, req.argString(req.argc - 1), (error) => {
+      if (error === null) s.reply(OK);
+      else s.replyError(error);
+    });
+  }
   if (req.argc === 2 && s.ctx.config.password === undefined) {
     return s.replyError(
       'ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?',
@@ -90,20 +102,39 @@ const auth: LocalCommand = (s, req) => {
   else wrongPass(s);
 };
 
+/**
+ * HELLO [protover [AUTH username password] [SETNAME clientname]]: answered by the proxy
+ * (its map: the session id, the master's version). Its AUTH is checked as AUTH's is; with
+ * `authentication: "redis"` the rest of HELLO runs once the master has answered.
+ * Source: https://redis.io/docs/latest/commands/hello/
+ */
 const hello: LocalCommand = (s, req) => {
-  let i = 1;
   let protocol = s.protocol;
   if (req.argc >= 2) {
     const proto = parseRedisInteger(req.argString(1));
     if (Number.isNaN(proto)) return s.replyError('ERR Protocol version is not an integer or out of range');
     if (proto < 2 || proto > 3) return s.replyError('NOPROTO unsupported protocol version');
     protocol = proto as 2 | 3;
-    i = 2;
   }
-  let setName: string | null = null;
-  for (; i < req.argc; i++) {
+  helloOptions(s, req, req.argc >= 2 ? 2 : 1, protocol, null);
+};
+
+/** HELLO from its option at `from` on (`protocol` parsed, `setName` seen so far). */
+function helloOptions(s: LocalSession, req: RequestView, from: number, protocol: 2 | 3, setName: string | null): void {
+  for (let i = from; i < req.argc; i++) {
     const more = req.argc - i - 1;
     if (req.argIs(i, 'auth') && more >= 2) {
+      if (s.ctx.config.authentication === 'redis') {
+        // The master checks the credentials; the rest runs once it has answered (the
+        // session reads nothing else meanwhile), on a copy: the request's buffer is reused.
+        const rest = RequestView.of(req.args().map((a) => Buffer.from(a)));
+        const next = i + 3;
+        s.loginRedisUser(req.argString(i + 1), req.argString(i + 2), (error) => {
+          if (error !== null) s.replyError(error);
+          else helloOptions(s, rest, next, protocol, setName);
+        });
+        return;
+      }
       if (!authenticate(s, req.argString(i + 1), req.argString(i + 2))) return wrongPass(s);
       i += 2;
     } else if (req.argIs(i, 'setname') && more >= 1) {
@@ -133,7 +164,29 @@ const hello: LocalCommand = (s, req) => {
     ['modules', []],
   ]);
   s.reply(encodeValue(info, protocol));
-};
+}
+
+/**
+ * The first AUTH option of a HELLO that would get that far (a valid protocol version, no
+ * syntax error before it), or null: a HELLO inside MULTI with `authentication: "redis"`
+ * is queued as that AUTH, and the rest of it runs at EXEC when the AUTH succeeded.
+ * @returns the index of the `AUTH` word, the user and the password
+ */
+export function helloAuthOption(req: RequestView): { at: number; username: string; password: string } | null {
+  let i = 1;
+  if (req.argc >= 2) {
+    const proto = parseRedisInteger(req.argString(1));
+    if (proto !== 2 && proto !== 3) return null;
+    i = 2;
+  }
+  for (; i < req.argc; i++) {
+    const more = req.argc - i - 1;
+    if (req.argIs(i, 'auth') && more >= 2) return { at: i, username: req.argString(i + 1), password: req.argString(i + 2) };
+    if (!req.argIs(i, 'setname') || more < 1) return null;
+    i += 1;
+  }
+  return null;
+}
 
 function validClientName(name: string): boolean {
   for (let i = 0; i < name.length; i++) {

@@ -3,6 +3,7 @@
  * order (./reply-queue.ts); the link the request went to owes the slot its reply
  * (src/backend/link.ts). Every flag bit a slot can carry is defined here.
  */
+import type { BackendIdentity } from '../backend/identity.js';
 import type { BackendFailure, OwedReply } from '../backend/link.js';
 import type { Node } from '../backend/node.js';
 
@@ -33,6 +34,12 @@ export const SLOT_WRITE = 128;
 export const SLOT_TRACKING = 256;
 /** A script or function call: commandTimeout does not close its connection while it runs (OwedReply.patient). */
 export const SLOT_PATIENT = 512;
+/** The PUBLISH marker sent before WAIT / WAITAOF: a refusal replaces the WAIT's reply (it would not count the session's writes). */
+export const SLOT_WAIT_MARKER = 1024;
+/** WAIT or WAITAOF after its marker. */
+export const SLOT_WAIT = 2048;
+/** SCRIPT LOAD / FLUSH of a session running as a Redis user: the replicas get it once the master accepted it. */
+export const SLOT_FANOUT = 4096;
 
 /**
  * How often a read is sent again after the node it was on failed: twice, since a
@@ -61,6 +68,8 @@ export class ReplySlot implements OwedReply {
   requestEnd = 0;
   /** The database and RESP version of the request, as `db * 4 + protocol`. */
   requestFor = 2;
+  /** For a read: the identity it was sent as (null: the backend identity), so that a retry runs as the same user. */
+  identity: BackendIdentity | null = null;
   /** For a write under causal reads `global`: its key's bucket, or a KEYS_* value (src/consistency/causal-reads.ts). */
   keys = -1;
   /** The buckets of a write's keys when it has several. */

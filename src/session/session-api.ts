@@ -56,8 +56,18 @@ export interface LocalSession extends ClientView {
   libVersion: string;
   /** Whether the client has authenticated (always true without client auth). */
   readonly authenticated: boolean;
-  /** Marks the client authenticated as `user` (AUTH, HELLO AUTH). */
+  /** Marks the client authenticated as `user` (AUTH, HELLO AUTH, `authentication: "proxy"`). */
   authenticate(user: string): void;
+  /**
+   * `authentication: "redis"`: asks the master whether `password` is a valid login for
+   * `username` (null: the one-argument `AUTH <password>`), and calls `done` once it has
+   * answered, with null on success (the session then runs as that user on every backend
+   * connection from its next request on) or the error to reply with (Redis's own refusal,
+   * or the proxy's error when the master could not be asked). The session reads no
+   * further request until then; `done` answers the command (its reply then keeps its place).
+   * See https://redis.io/docs/latest/commands/auth/
+   */
+  loginRedisUser(username: string | null, password: string, done: (error: string | null) => void): void;
   /** Answers the current request, in request order. */
   reply(buf: Buffer): void;
   /** Answers the current request with an error; `message` carries its prefix (`ERR ...`). */

@@ -13,6 +13,12 @@
  * go yet returns false: the parser keeps it and the session stops reading; whatever
  * clears the obstacle calls {@link Session.wake}, which resumes parsing in a microtask,
  * never from inside a backend callback.
+ *
+ * Identity: on a listener with `authentication: "redis"` the session runs as a Redis ACL
+ * user (src/backend/identity.ts): Redis's `default` until it logs in, then the user the
+ * master accepted. Every backend connection it uses (shared ones to the master and the
+ * replicas, its lease, the priority connection) is authenticated as that user, so Redis
+ * enforces its ACL. With `"proxy"` the identity is null: the listener's backend user.
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
@@ -48,6 +54,7 @@ import {
   type CommandInfo,
 } from '../commands/index.js';
 import type { ListenerConfig } from '../config/types.js';
+import { authWords, type BackendIdentity } from '../backend/identity.js';
 import { LEASE_MONITOR, LEASE_PUBSUB, LEASE_TRACKING, LEASE_TX, LEASE_WATCH, type Lease } from '../backend/lease.js';
 import type { BackendFailure } from '../backend/link.js';
 import type { Node } from '../backend/node.js';
@@ -58,6 +65,7 @@ import { RequestParser, RequestView, type RequestHandler } from '../protocol/req
 import { encodeBulk, encodeCommand, encodeError, encodeInteger, encodeVerbatim } from '../protocol/resp.js';
 import type { Router } from '../routing/router.js';
 import type { DenyList } from '../server/deny-list.js';
+import type { RedisUsers } from '../server/redis-users.js';
 import type { CausalReads } from '../consistency/causal-reads.js';
 import { redirectArg, redirectTarget, unblockRequest, withClientId } from './client-ids.js';
 import { SessionWrites } from './session-writes.js';
@@ -76,14 +84,17 @@ import { isBlockingCall, retryOnMaster, wantsProxySection } from './command-trai
 import {
   demotedMasterText,
   failureText,
+  HELLO_SECOND_AUTH_IN_MULTI,
+  loginUncheckedText,
   NO_REDIRECT_TARGET,
   NO_REPLICA,
   noConnectionText,
   replicationRefusedText,
   unreachableText,
+  waitMarkerRefusedText,
   wrongArityText,
 } from './errors.js';
-import { LOCAL_COMMANDS, parseRedisInteger } from './local-commands.js';
+import { helloAuthOption, LOCAL_COMMANDS, parseRedisInteger } from './local-commands.js';
 import { MasterChannel, type ChannelOwner } from './master-channel.js';
 import { unsubscribedReplies } from './pubsub.js';
 import { ReplyQueue } from './reply-queue.js';
@@ -92,12 +103,15 @@ import {
   MAX_READ_RETRIES,
   SLOT_DEDICATED,
   SLOT_EXEC,
+  SLOT_FANOUT,
   SLOT_INFO,
   SLOT_MASTER,
   SLOT_PATIENT,
   SLOT_READ,
   SLOT_SILENT,
   SLOT_TRACKING,
+  SLOT_WAIT,
+  SLOT_WAIT_MARKER,
   SLOT_WRITE,
   type SlotOwner,
 } from './reply-slot.js';
@@ -125,6 +139,8 @@ export interface SessionContext extends LocalContext {
   readonly causal: CausalReads;
   /** Sends a command to every replica too (SCRIPT LOAD, SCRIPT FLUSH: Redis does not replicate them). */
   sendToReplicas(args: Buffer[]): void;
+  /** The Redis ACL users sessions log in as (`authentication: "redis"`). */
+  readonly redisUsers: RedisUsers;
 }
 
 /** Session state bits; any of them keeps the session on its lease. */
@@ -190,8 +206,20 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
   /** Pub/Sub or MONITOR bookkeeping while streaming. */
   private stream: Stream | null = null;
   private isAuthenticated: boolean;
+  /**
+   * Who the session's commands run as on Redis: null for the listener's backend identity
+   * (`authentication: "proxy"`); with `"redis"`, the user it logged in as (Redis's
+   * `default` before that). Counted in RedisUsers while held.
+   */
+  private identity: BackendIdentity | null;
   /** EXEC's reply must be applied before the next request (the transaction changed connection state). */
   private awaitingExec = false;
+  /** A login is being checked by the master: no further request is dispatched until it is answered. */
+  private loginPending = false;
+  /** SCRIPT LOAD / FLUSH sent as a Redis user (SLOT_FANOUT): their arguments, for the replicas once the master accepted them. */
+  private fanouts: Buffer[][] | null = null;
+  /** Redis's refusal of the WAIT marker just answered: the WAIT after it gets an error instead of a count that would not cover the session's writes. */
+  private waitMarkerError: string | null = null;
   /** The session's writes in flight and last acknowledged one, for causal reads. */
   private readonly writes: SessionWrites;
   /** Node a SCAN-family iteration runs on (cursors are only valid there). */
@@ -224,6 +252,9 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     this.replies = new ReplyQueue(this, this.output, ctx.config.clientOutputLimit);
     this.channel = new MasterChannel(ctx, this);
     this.writes = new SessionWrites(ctx.causal);
+    this.identity = this.identityBeforeLogin();
+    this.ctx.redisUsers.retain(this.identity);
+    this.channel.setIdentity(this.identity);
     this.isAuthenticated = !this.authRequired;
     this.parser.authRequired = this.authRequired;
     socket.setNoDelay(true);
@@ -295,8 +326,74 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
   }
 
   private get authRequired(): boolean {
-    const { password, users } = this.ctx.config;
+    const { authentication, password, users } = this.ctx.config;
+    // Redis's `default` user needs a password (or is off): the master answers NOAUTH without a login.
+    if (authentication === 'redis') return this.ctx.redisUsers.defaultNeedsPassword;
     return password !== undefined || (users !== undefined && users.length > 0);
+  }
+
+  /** Who a session runs as before it logs in: Redis's `default` with `authentication: "redis"`, else the backend identity. */
+  private identityBeforeLogin(): BackendIdentity | null {
+    return this.ctx.config.authentication === 'redis' ? this.ctx.redisUsers.anonymous : null;
+  }
+
+  loginRedisUser(username: string | null, password: string, done: (error: string | null) => void): void {
+    this.servedBy = SERVED_BY_PROXY;
+    if (this.capture !== null) {
+      // A transaction's local commands run at once when EXEC's reply arrives: nothing can wait for the master there.
+      done(HELLO_SECOND_AUTH_IN_MULTI);
+      return;
+    }
+    this.loginPending = true;
+    void this.ctx.redisUsers.login(username, password).then((outcome) => {
+      this.loginPending = false;
+      if (this.phase === CLOSED) return;
+      if (outcome.ok) {
+        this.runAs(outcome.identity, false);
+        this.authenticate(outcome.username);
+        done(null);
+      } else if (outcome.kind === 'refused') {
+        this.ctx.stats.error(ERROR_AUTH);
+        done(outcome.error);
+      } else {
+        this.ctx.stats.error(ERROR_NODE_DOWN);
+        const master = this.ctx.master.label;
+        done(outcome.kind === 'timeout' ? loginUncheckedText(master, outcome.error) : unreachableText(master, outcome.error));
+      }
+      this.wake();
+    });
+  }
+
+  /**
+   * The session runs as `identity` from its next request on. `ranOnLease`: an AUTH the
+   * client queued in a transaction already made the lease that user (nothing to send);
+   * otherwise a held lease is switched with an AUTH (in a stream: written in place, its
+   * answer dropped, as HELLO's is), and shared connections of that identity serve the
+   * session after the ordering barrier.
+   */
+  private runAs(identity: BackendIdentity | null, ranOnLease: boolean): void {
+    const previous = this.identity;
+    const users = this.ctx.redisUsers;
+    users.retain(identity);
+    users.release(previous);
+    this.identity = identity;
+    if (ranOnLease) {
+      this.channel.assumeIdentity(identity);
+    } else if (this.state & STATE_STREAM && this.replies.streaming && identity !== null) {
+      if (identity !== previous) {
+        this.channel.writeRaw(this.stream!.mark(MARK_DROP_NEXT));
+        this.channel.writeRaw(encodeCommand(authWords(identity.username, identity.password)));
+      }
+      this.channel.assumeIdentity(identity);
+    } else {
+      this.channel.setIdentity(identity);
+    }
+  }
+
+  /** An AUTH inside the transaction succeeded at EXEC (authentication "redis"): Redis ran it on the lease. */
+  transactionAuthenticated(username: string, password: string): void {
+    this.runAs(this.ctx.redisUsers.identity(username, password), true);
+    this.authenticate(username);
   }
 
   // ---- input -------------------------------------------------------------------------
@@ -309,8 +406,9 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
 
   onRequest(req: RequestView): boolean {
     if (this.phase !== OPEN) return true;
-    // A transaction that changed connection state: its EXEC's reply settles the state first.
-    if (this.awaitingExec) return false;
+    // A transaction that changed connection state: its EXEC's reply settles the state first;
+    // a login: the master's answer says who the next request runs as.
+    if (this.awaitingExec || this.loginPending) return false;
     let cmd = lookupCommandBytes(req.buf, req.starts[0]!, req.ends[0]!);
     if (cmd !== undefined && cmd.subcommands !== null && req.argc > 1) cmd = resolveSubcommand(cmd, req.argString(1));
     if (cmd !== undefined) this.lastCommand = cmd.name;
@@ -392,6 +490,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
         this.replyError('ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled');
         return true;
       case ROUTE_ALL_NODES:
+        if (this.identity !== null) return this.sendFanout(req);
         if (!this.sendToMaster(req, 0)) return false;
         this.ctx.sendToReplicas(req.args());
         return true;
@@ -472,8 +571,13 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
         this.replyError(wrongArityText(cmd.name));
         return true;
       }
-      tx.queueLocal(req.args().map((a) => Buffer.from(a)));
-      bytes = PLACEHOLDER;
+      const login = this.ctx.config.authentication === 'redis' ? this.loginInTransaction(req, name!) : null;
+      if (login !== null) {
+        bytes = login;
+      } else {
+        tx.queueLocal(req.args().map((a) => Buffer.from(a)));
+        bytes = PLACEHOLDER;
+      }
     } else if (name === 'select' && req.argc === 2) {
       // Only a SELECT that will succeed at EXEC switches the session's database.
       const db = parseRedisInteger(req.argString(1));
@@ -494,6 +598,27 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     if (!this.sendBytesToMaster(bytes, 0, bytes.length, 0)) return false;
     tx.queued++;
     return true;
+  }
+
+  /**
+   * AUTH, or HELLO with AUTH, inside MULTI with `authentication: "redis"`: queued as an
+   * AUTH that Redis runs at EXEC on the lease, as it would on its own connection (the
+   * transaction's later commands run as that user); its answer in EXEC's array decides
+   * whether the session runs as that user (./transaction.ts). An AUTH with a wrong
+   * number of words is queued as sent, for Redis's own error at EXEC.
+   * @returns the bytes to queue, or null for a command that is not a login (a placeholder then)
+   */
+  private loginInTransaction(req: RequestView, name: string): Buffer | null {
+    if (name === 'auth') {
+      if (req.argc <= 3) this.tx.queueAuth(req.argc === 3 ? req.argString(1) : 'default', req.argString(req.argc - 1));
+      return req.raw();
+    }
+    if (name !== 'hello') return null;
+    const option = helloAuthOption(req);
+    if (option === null) return null;
+    const rest = req.args().filter((_, i) => i < option.at || i > option.at + 2);
+    this.tx.queueAuthThenLocal(option.username, option.password, rest.map((a) => Buffer.from(a)));
+    return encodeCommand(['AUTH', option.username, option.password]);
   }
 
   private sendExec(req: RequestView): boolean {
@@ -678,6 +803,10 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
       return;
     }
     if (this.state & STATE_PUBSUB && stream.subscriptions.observe(buf, start, end)) this.requestStreamEnd(stream);
+    // An error while nothing is subscribed (a SUBSCRIBE Redis refused: NOPERM for a channel
+    // the user may not use, a wrong arity): Redis did not enter Pub/Sub mode, so neither
+    // does the session, once everything sent before is answered (MARK_END checks again).
+    else if (this.state & STATE_PUBSUB && buf[start] === 0x2d && stream.subscriptions.none) this.requestStreamEnd(stream);
     if (buf[start] !== 0x3e && (stream.dropNext > 0 || stream.dropReplies)) {
       if (stream.dropNext > 0) stream.dropNext--;
       return;
@@ -821,7 +950,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     }
     const slot = this.newSlot(0);
     slot.node = master;
-    master.priorityLink(this.protocol).send(slot, req.buf, req.start, req.end);
+    master.priorityLink(this.protocol, this.identity).send(slot, req.buf, req.start, req.end);
     return true;
   }
 
@@ -875,8 +1004,21 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
   private sendWait(req: RequestView): boolean {
     const lease = this.leaseFor();
     if (typeof lease === 'number') return lease === LEASE_FAILED;
-    if (!this.sendBytesToMaster(WAIT_MARKER, 0, WAIT_MARKER.length, SLOT_SILENT)) return false;
-    return this.sendBytesToMaster(req.buf, req.start, req.end, 0);
+    if (!this.sendBytesToMaster(WAIT_MARKER, 0, WAIT_MARKER.length, SLOT_SILENT | SLOT_WAIT_MARKER)) return false;
+    return this.sendBytesToMaster(req.buf, req.start, req.end, SLOT_WAIT);
+  }
+
+  /**
+   * SCRIPT LOAD / FLUSH from a session running as a Redis user: the master runs it as that
+   * user, and only once it accepted it do the replicas get it (over their control
+   * connections, as the proxy's backend user), so a user Redis refuses it to cannot have
+   * it run on the replicas.
+   */
+  private sendFanout(req: RequestView): boolean {
+    if (this.masterDown()) return true;
+    if (this.channel.send(req.buf, req.start, req.end, SLOT_FANOUT) === null) return false;
+    (this.fanouts ??= []).push(req.args().map((a) => Buffer.from(a)));
+    return true;
   }
 
   /**
@@ -1005,8 +1147,9 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
       this.servedBy = SERVED_BY_REPLICA;
       slot = this.newSlot(SLOT_READ);
       slot.node = node;
-      node.sharedLink(this.db, this.protocol).send(slot, req.buf, req.start, req.end);
+      node.sharedLink(this.db, this.protocol, this.identity).send(slot, req.buf, req.start, req.end);
     }
+    slot.identity = this.identity;
     slot.request = req.buf;
     slot.requestStart = req.start;
     slot.requestEnd = req.end;
@@ -1038,7 +1181,13 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     }
     if (flags & SLOT_MASTER) this.channel.replied();
     if (flags & SLOT_WRITE) this.writes.answered(slot);
+    // The master ran it as the session's user: the replicas get it only when it accepted it.
+    if (flags & SLOT_FANOUT) {
+      const args = this.fanouts!.shift()!;
+      if (buf[start] !== 0x2d) this.ctx.sendToReplicas(args);
+    }
     if (this.phase === CLOSED) return;
+    if (flags & (SLOT_WAIT_MARKER | SLOT_WAIT) && this.waitAnswered(slot, buf, start, end)) return;
     if (flags & SLOT_READ && buf[start] === 0x2d && slot.node !== this.ctx.master && retryOnMaster(buf, start)) {
       // LOADING, MASTERDOWN, READONLY, NOSCRIPT from a replica: the master answers instead.
       this.resend(slot, this.ctx.master);
@@ -1061,6 +1210,8 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     if (flags & SLOT_MASTER) this.channel.replied();
     // A write whose connection failed may have run: it counts as acknowledged.
     if (flags & SLOT_WRITE) this.writes.answered(slot);
+    if (flags & SLOT_FANOUT) this.fanouts!.shift();
+    if (flags & SLOT_WAIT_MARKER) this.waitMarkerError = null;
     if (this.phase === CLOSED) return;
     if (flags & SLOT_READ && slot.retries < MAX_READ_RETRIES && slot.request !== null) {
       const router = this.ctx.router;
@@ -1082,6 +1233,26 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     if (flags & SLOT_DEDICATED && this.state & (STATE_TX | STATE_WATCH | STATE_TRACKING)) this.closeAfterReplies();
   }
 
+  /**
+   * The answer to the WAIT marker (its slot is silent), or to the WAIT after it: a marker
+   * Redis refused (NOPERM for a user that may not publish there) turns the WAIT's reply
+   * into an error, since its count would not cover the session's writes.
+   * @returns true when the slot was filled here
+   */
+  private waitAnswered(slot: ReplySlot, buf: Buffer, start: number, end: number): boolean {
+    if (slot.flags & SLOT_WAIT_MARKER) {
+      this.waitMarkerError = buf[start] === 0x2d ? buf.toString('latin1', start + 1, end - 2) : null;
+      return false;
+    }
+    const error = this.waitMarkerError;
+    if (error === null) return false;
+    this.waitMarkerError = null;
+    this.ctx.stats.error(ERROR_DENIED);
+    const reply = encodeError(waitMarkerRefusedText(error));
+    this.fill(slot, reply, 0, reply.length);
+    return true;
+  }
+
   /** Sends a read again, to `node`; not through the barrier (a read is not ordered against writes), and counted already. */
   private resend(slot: ReplySlot, node: Node): void {
     slot.retries++;
@@ -1089,7 +1260,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     slot.flags &= ~(SLOT_MASTER | SLOT_WRITE);
     slot.node = node;
     const requestFor = slot.requestFor;
-    node.sharedLink(requestFor >> 2, (requestFor & 3) as 2 | 3).send(slot, slot.request!, slot.requestStart, slot.requestEnd);
+    node.sharedLink(requestFor >> 2, (requestFor & 3) as 2 | 3, slot.identity).send(slot, slot.request!, slot.requestStart, slot.requestEnd);
   }
 
   /** Redis refused CLIENT TRACKING ON: back to the tracking state before it. */
@@ -1254,6 +1425,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     this.phase = CLOSED;
     this.parser.close();
     this.channel.close();
+    this.ctx.redisUsers.release(this.identity);
     this.replies.clear();
     for (const waiter of this.redirectWaiters.splice(0)) waiter.wake();
     const socket = this.socket;
@@ -1333,6 +1505,10 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     this.state = 0;
     this.trackingRedirect = -1;
     this.channel.retireLease();
+    // Back to the user a new connection is (Redis's `default` with authentication "redis").
+    const before = this.identityBeforeLogin();
+    if (before !== this.identity) this.runAs(before, false);
+    if (before !== null) this.user = 'default';
     this.selectDb(0);
     this.setProtocol(2);
     this.setReplyMode('on');

@@ -14,6 +14,10 @@
  *   answer in the placeholder's place, and under CLIENT REPLY OFF leaves out the rest of
  *   the array as Redis does (EXEC's header counts every command; the replies that follow
  *   fill the missing elements, exactly as from Redis).
+ * - With `authentication: "redis"`, AUTH is queued as sent (Redis runs it at EXEC, on the
+ *   lease: later commands of the transaction run as that user); when it succeeded, the
+ *   session (and its lease) run as that user. HELLO with AUTH is queued as that AUTH;
+ *   when it succeeded, the rest of the HELLO runs as a local command in its place.
  * Any such effect holds the session's next requests until EXEC's reply is in.
  * Source: https://redis.io/docs/latest/develop/interact/transactions/
  */
@@ -30,11 +34,15 @@ export interface TransactionHost {
   transactionSelected(db: number): void;
   /** A CLIENT TRACKING inside the transaction succeeded: on or off, and the REDIRECT session id (0: none). */
   transactionTracking(on: boolean, redirect: number): void;
+  /** An AUTH inside the transaction succeeded (authentication "redis"): the session and its lease run as that user. */
+  transactionAuthenticated(username: string, password: string): void;
 }
 
 const EFFECT_SELECT = 1;
 const EFFECT_TRACKING = 2;
 const EFFECT_LOCAL = 3;
+const EFFECT_AUTH = 4;
+const EFFECT_AUTH_LOCAL = 5;
 
 interface Effect {
   readonly kind: number;
@@ -42,8 +50,10 @@ interface Effect {
   readonly value: number;
   /** TRACKING: on (true) or off. */
   readonly on: boolean;
-  /** LOCAL: the command's arguments, copied. */
+  /** LOCAL, AUTH_LOCAL: the command's arguments, copied. */
   readonly args: Buffer[] | null;
+  /** AUTH, AUTH_LOCAL: the user and password logged in with. */
+  readonly login?: readonly [string, string];
 }
 
 /** The request queued in place of a command the proxy answers itself at EXEC. */
@@ -74,6 +84,19 @@ export class Transaction {
   /** A locally answered command was queued as {@link PLACEHOLDER}; `args` must be copies. */
   queueLocal(args: Buffer[]): void {
     this.effects.set(this.queued, { kind: EFFECT_LOCAL, value: 0, on: false, args });
+  }
+
+  /** An AUTH `username` `password` was queued as sent (authentication "redis"). */
+  queueAuth(username: string, password: string): void {
+    this.effects.set(this.queued, { kind: EFFECT_AUTH, value: 0, on: false, args: null, login: [username, password] });
+  }
+
+  /**
+   * A HELLO with AUTH was queued as that AUTH (authentication "redis"); `args` (copies) is
+   * the HELLO without it, run locally in its place when the AUTH succeeded.
+   */
+  queueAuthThenLocal(username: string, password: string, args: Buffer[]): void {
+    this.effects.set(this.queued, { kind: EFFECT_AUTH_LOCAL, value: 0, on: false, args, login: [username, password] });
   }
 
   /** The transaction ended (EXEC sent, DISCARD, RESET): forgets everything. */
@@ -119,7 +142,8 @@ export class Transaction {
       const from = elements[i]!;
       const to = elements[i + 1]!;
       const effect = effects.get(i);
-      if (effect?.kind === EFFECT_LOCAL) {
+      if (effect?.kind === EFFECT_LOCAL || (effect?.kind === EFFECT_AUTH_LOCAL && buf[from] === 0x2b)) {
+        if (effect.kind === EFFECT_AUTH_LOCAL) host.transactionAuthenticated(effect.login![0], effect.login![1]);
         const reply = host.runLocal(effect.args!);
         if (reply !== null && !host.repliesOff) out.push(reply);
         continue;
@@ -127,7 +151,8 @@ export class Transaction {
       if (!host.repliesOff) out.push(buf.subarray(from, to));
       if (effect === undefined || buf[from] !== 0x2b) continue;
       if (effect.kind === EFFECT_SELECT) host.transactionSelected(effect.value);
-      else host.transactionTracking(effect.on, effect.value);
+      else if (effect.kind === EFFECT_AUTH) host.transactionAuthenticated(effect.login![0], effect.login![1]);
+      else if (effect.kind === EFFECT_TRACKING) host.transactionTracking(effect.on, effect.value);
     }
     return Buffer.concat(out);
   }

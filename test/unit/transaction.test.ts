@@ -8,7 +8,10 @@
  * a SELECT or TRACKING effect applies only when its element is +OK; a local placeholder's
  * element is replaced by runLocal's reply; CLIENT REPLY OFF run at EXEC drops every later
  * element but keeps the header (Redis's `*1` then nothing), a later ON writes again;
- * silent=true leaves the header out; execSent() and clear().
+ * silent=true leaves the header out; execSent() and clear(); an AUTH (authentication
+ * "redis") applies only when its element is +OK, and a HELLO queued as its AUTH runs the
+ * rest of the HELLO locally in its place only then, else its element (Redis's refusal)
+ * stays.
  */
 import t from 'tap';
 import { encodeCommand } from '../../src/protocol/resp.js';
@@ -26,6 +29,7 @@ class FakeHost implements TransactionHost {
   readonly ran: string[][] = [];
   readonly selected: number[] = [];
   readonly tracking: Array<[boolean, number]> = [];
+  readonly logins: Array<[string, string]> = [];
   /** Behaviour by the command's arguments joined with spaces. */
   constructor(private readonly locals: Record<string, LocalBehaviour> = {}) {}
   runLocal(args: Buffer[]): Buffer | null {
@@ -42,8 +46,11 @@ class FakeHost implements TransactionHost {
   transactionTracking(on: boolean, redirect: number): void {
     this.tracking.push([on, redirect]);
   }
+  transactionAuthenticated(username: string, password: string): void {
+    this.logins.push([username, password]);
+  }
   get untouched(): boolean {
-    return this.ran.length === 0 && this.selected.length === 0 && this.tracking.length === 0;
+    return this.ran.length === 0 && this.selected.length === 0 && this.tracking.length === 0 && this.logins.length === 0;
   }
 }
 
@@ -183,6 +190,52 @@ t.test('CLIENT TRACKING', async (t) => {
     const host = new FakeHost();
     replied(tx, host, '*1\r\n-ERR The client ID you want redirect to does not exist\r\n');
     t.same(host.tracking, []);
+  });
+});
+
+t.test('AUTH (authentication "redis")', async (t) => {
+  t.test('applied when +OK, in order with the other effects', async (t) => {
+    const tx = new Transaction();
+    tx.queueAuth('reader', 'rpw');
+    tx.queued++;
+    queue(tx, [{ cmd: 'GET a' }, { select: 2 }]);
+    t.equal(tx.execSent(), true, 'an AUTH is an effect: later requests wait for EXEC');
+    const host = new FakeHost();
+    const reply = '*3\r\n+OK\r\n$1\r\nv\r\n+OK\r\n';
+    t.equal(replied(tx, host, reply), reply, 'the reply is Redis’s, unchanged');
+    t.same(host.logins, [['reader', 'rpw']]);
+    t.same(host.selected, [2]);
+  });
+  t.test('not applied when Redis refused it', async (t) => {
+    const tx = new Transaction();
+    tx.queueAuth('reader', 'bad');
+    tx.queued++;
+    tx.execSent();
+    const host = new FakeHost();
+    const reply = '*1\r\n-WRONGPASS invalid username-password pair or user is disabled.\r\n';
+    t.equal(replied(tx, host, reply), reply);
+    t.ok(host.untouched);
+  });
+  t.test('HELLO queued as its AUTH: the rest of HELLO runs in its place when the AUTH succeeded', async (t) => {
+    const tx = new Transaction();
+    tx.queueAuthThenLocal('reader', 'rpw', ['hello', '3'].map((w) => Buffer.from(w)));
+    tx.queued++;
+    queue(tx, [{ cmd: 'GET a' }]);
+    tx.execSent();
+    const host = new FakeHost({ 'hello 3': { reply: '%1\r\n$5\r\nproto\r\n:3\r\n' } });
+    t.equal(replied(tx, host, '*2\r\n+OK\r\n$1\r\nv\r\n'), '*2\r\n%1\r\n$5\r\nproto\r\n:3\r\n$1\r\nv\r\n');
+    t.same(host.logins, [['reader', 'rpw']], 'the login applies before the HELLO runs');
+    t.same(host.ran, [['hello', '3']]);
+  });
+  t.test('HELLO queued as its AUTH: Redis’s refusal is HELLO’s reply, and nothing runs', async (t) => {
+    const tx = new Transaction();
+    tx.queueAuthThenLocal('reader', 'bad', ['hello', '3'].map((w) => Buffer.from(w)));
+    tx.queued++;
+    tx.execSent();
+    const host = new FakeHost();
+    const reply = '*1\r\n-WRONGPASS invalid username-password pair or user is disabled.\r\n';
+    t.equal(replied(tx, host, reply), reply);
+    t.ok(host.untouched);
   });
 });
 
