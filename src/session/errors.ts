@@ -81,3 +81,20 @@ export function waitMarkerRefusedText(error: string): string {
 /** HELLO with a second AUTH option inside MULTI on a listener with `authentication: "redis"`. */
 export const HELLO_SECOND_AUTH_IN_MULTI =
   'ERR redis-proxy: HELLO with more than one AUTH option is not supported inside MULTI with "authentication": "redis"';
+
+/**
+ * CLIENT LIST or CLIENT KILL from a session running as a Redis user, when the master
+ * could not say (with ACL DRYRUN) whether that user may run it: refused, since they reach
+ * other sessions.
+ */
+export function permissionUncheckedText(user: string, command: string, error: string): string {
+  return `ERR redis-proxy: cannot check whether user '${user}' may run ${command.toUpperCase().replace('|', ' ')} (ACL DRYRUN failed: ${error})`;
+}
+
+/**
+ * Redis's NOPERM error from ACL DRYRUN's answer (`This user has no permissions to run the
+ * 'client|kill' command`), as Redis words it to the client.
+ */
+export function nopermText(dryRunAnswer: string): string {
+  return `NOPERM ${dryRunAnswer.charAt(0).toLowerCase()}${dryRunAnswer.slice(1)}`;
+}

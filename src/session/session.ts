@@ -87,6 +87,8 @@ import {
   HELLO_SECOND_AUTH_IN_MULTI,
   loginUncheckedText,
   NO_REDIRECT_TARGET,
+  nopermText,
+  permissionUncheckedText,
   NO_REPLICA,
   noConnectionText,
   replicationRefusedText,
@@ -162,6 +164,13 @@ const CLOSED = 2;
 const LEASE_WAIT = 0;
 const LEASE_FAILED = 1;
 
+/**
+ * Locally answered commands that reach other sessions (Redis flags them @admin
+ * @dangerous): a session running as a Redis user may run them only if Redis's ACL lets
+ * that user (checked with ACL DRYRUN on the master, per request).
+ */
+const CROSS_SESSION = new Set(['client|list', 'client|kill']);
+
 /** The replicated no-op that carries a session's replication offset onto its WAIT connection. */
 const WAIT_MARKER = encodeCommand(['PUBLISH', '__redis-proxy__:wait', '']);
 const DISCARD = encodeCommand(['DISCARD']);
@@ -214,8 +223,10 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
   private identity: BackendIdentity | null;
   /** EXEC's reply must be applied before the next request (the transaction changed connection state). */
   private awaitingExec = false;
-  /** A login is being checked by the master: no further request is dispatched until it is answered. */
+  /** A login or a permission is being checked by the master: no further request is dispatched until it is answered. */
   private loginPending = false;
+  /** The master's verdict on a CROSS_SESSION command about to be re-dispatched: '' permitted, else the error to reply. */
+  private verdict: { readonly name: string; readonly error: string } | null = null;
   /** SCRIPT LOAD / FLUSH sent as a Redis user (SLOT_FANOUT): their arguments, for the replicas once the master accepted them. */
   private fanouts: Buffer[][] | null = null;
   /** Redis's refusal of the WAIT marker just answered: the WAIT after it gets an error instead of a count that would not cover the session's writes. */
@@ -433,6 +444,16 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     const lease = this.channel.lease;
     if (lease !== null && lease.closed && !this.leaseLost()) return true;
     if (this.refuse(cmd, req)) return true;
+    if (this.identity !== null && cmd !== undefined && cmd.route === ROUTE_LOCAL && CROSS_SESSION.has(cmd.name)) {
+      const error = this.permission(cmd.name, req);
+      if (error === null) return false;
+      if (error !== '') {
+        if (this.state & STATE_TX) this.tx.rejected = true;
+        this.ctx.stats.error(ERROR_DENIED);
+        this.replyError(error);
+        return true;
+      }
+    }
     if (this.state & STATE_STREAM) return this.dispatchInStream(req, cmd);
     if (this.state & STATE_TX) return this.dispatchInTransaction(req, cmd);
     if (cmd === undefined) {
@@ -523,6 +544,36 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     this.ctx.stats.error(ERROR_DENIED);
     this.replyError(message);
     return true;
+  }
+
+  /**
+   * Whether the session's Redis user may run `name` (a CROSS_SESSION command), as the
+   * master's ACL DRYRUN says: asked once per request (the request stalls, and is
+   * dispatched again with the answer), so an ACL change applies from the next one.
+   * @returns '' permitted; the error to reply (Redis's NOPERM, or why it could not be
+   *   checked); null while the master is asked
+   */
+  private permission(name: string, req: RequestView): string | null {
+    const verdict = this.verdict;
+    if (verdict !== null && verdict.name === name) {
+      this.verdict = null;
+      return verdict.error;
+    }
+    const user = this.identity!.username;
+    this.loginPending = true;
+    void this.ctx.master.call('ACL', 'DRYRUN', user, ...req.args().map((a) => Buffer.from(a))).then(
+      (answer) => {
+        const text = String(answer);
+        this.verdict = { name, error: text === 'OK' ? '' : nopermText(text) };
+      },
+      (err: Error) => {
+        this.verdict = { name, error: permissionUncheckedText(user, name, err.message) };
+      },
+    ).finally(() => {
+      this.loginPending = false;
+      this.wake();
+    });
+    return null;
   }
 
   /**

@@ -30,6 +30,8 @@ const USERS: Record<string, string[]> = {
   txuser: ['on', '>tpw', '~*', '&__redis-proxy__:wait', '+@all', '-flushall'],
   temp: ['on', '>xpw', '~*', '+@all'],
   leaser: ['on', '>lpw', '~*', '+@all'],
+  // Everything but the commands Redis calls dangerous (CLIENT LIST, CLIENT KILL, …).
+  operator: ['on', '>opw', '~*', '+@all', '-@dangerous'],
   gone: ['on', '>gpw', '~*', '+@all'],
 };
 for (const server of [master, replica]) {
@@ -143,6 +145,28 @@ t.test('refused logins: WRONGPASS, AUTH <password> without a default password, a
 
 /** `HELLO 3 …`'s map with the `id` field blanked (the proxy's session id, Redis's client id). */
 const blankId = (text: string) => text.replace(/(\$2\r\nid\r\n:)\d+/, '$1<id>');
+
+t.test('CLIENT LIST and CLIENT KILL, answered by the proxy, follow the user’s ACL (they reach other sessions)', async (t) => {
+  await sameAsRedis(
+    t,
+    [
+      ['AUTH', 'reader', 'rpw'],
+      ['CLIENT', 'LIST'],
+      ['CLIENT', 'KILL', 'ID', '999999'],
+      ['AUTH', 'operator', 'opw'],
+      ['CLIENT', 'KILL', 'ID', '999999'],
+      ['MULTI'],
+      ['SET', 'a', '1'],
+      ['CLIENT', 'LIST'],
+      ['EXEC'],
+      ['CLIENT', 'GETNAME'],
+    ],
+    'NOPERM as Redis words it; inside MULTI it aborts the transaction',
+  );
+  const [, list] = await pipelined(port, [['AUTH', 'txuser', 'tpw'], ['CLIENT', 'LIST']]);
+  t.match(list, /^\$\d+\r\nid=\d+ .* user=txuser /, 'a user allowed to gets the proxy’s sessions');
+  await sameAsRedis(t, [['AUTH', 'writer', 'wpw'], ['CLIENT', 'KILL', 'ID', '999999']], 'a user allowed to kills as Redis would');
+});
 
 t.test('HELLO AUTH: the login, then HELLO’s own answer', async (t) => {
   const cmds = [['HELLO', '3', 'AUTH', 'reader', 'rpw', 'SETNAME', 'r1'], ['ACL', 'WHOAMI'], ['HGETALL', 'k']];
