@@ -498,6 +498,10 @@ export class Listener implements SessionContext {
       `listener:${this.config.name}`,
       `listener_port:${this.port}`,
       `read_policy:${this.config.readPolicy}`,
+      `authentication:${this.config.authentication}`,
+      ...(this.config.authentication === 'redis'
+        ? [`redis_users:${this.redisUsers.size}`, `redis_default_needs_password:${this.redisUsers.defaultNeedsPassword ? 1 : 0}`]
+        : []),
       `sessions:${this.sessions.size}`,
       ...(sentinel === undefined
         ? []

@@ -141,6 +141,7 @@ t.test('refused logins: WRONGPASS, AUTH <password> without a default password, a
   );
   const stats = await pipelined(port, [['INFO', 'proxy']]);
   t.match(stats[0], /node0:role=master,addr=[^,]+,state=up/, 'a refused login says nothing about the master');
+  t.match(stats[0], /\r\nauthentication:redis\r\nredis_users:\d+\r\nredis_default_needs_password:0\r\n/, 'INFO proxy shows the mode');
 });
 
 /** `HELLO 3 …`'s map with the `id` field blanked (the proxy's session id, Redis's client id). */
