@@ -124,7 +124,7 @@ export class Node implements ConnectionEvents, LeasePool {
   private readonly control: ControlClient;
   private readonly outliers: OutlierDetector;
   /** tls.connect options of every connection to the node (its `tls` config, parsed once); undefined: plain TCP. */
-  private readonly tls: BackendTlsOptions | undefined;
+  readonly tls: BackendTlsOptions | undefined;
   private probing = false;
   private closing = false;
   /** Out of service for good (see {@link retire}): its state changes no longer matter. */

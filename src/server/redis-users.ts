@@ -59,6 +59,8 @@ export class RedisUsers {
   defaultNeedsPassword = true;
   private readonly identities = new Map<string, BackendIdentity>();
   private verifier: ControlClient | null = null;
+  /** The TLS options the verifier connects with (the master's backendTls when it was made). */
+  private verifierTls: Node['tls'] = undefined;
   /** `host:port` the verifier is connected to (the master moves with a reload or Sentinel). */
   private verifierAddress = '';
   private probing: Promise<void> | null = null;
@@ -146,8 +148,8 @@ export class RedisUsers {
   }
 
   private async probe(): Promise<void> {
-    const { host, port } = this.host.master;
-    const client = new ControlClient({ host, port, timeout: this.host.connectTimeout });
+    const { host, port, tls } = this.host.master;
+    const client = new ControlClient({ host, port, tls, timeout: this.host.connectTimeout });
     try {
       await client.call('PING');
       this.defaultNeedsPassword = false;
@@ -167,10 +169,12 @@ export class RedisUsers {
 
   /** The verifier for `master`, made anew when the master moved. */
   private verifierOf(master: Node): ControlClient {
+    // Made anew for another master, or the same one reached differently (its backendTls changed).
     const address = `${master.host}:${master.port}`;
-    if (this.verifier === null || this.verifierAddress !== address) {
+    if (this.verifier === null || this.verifierAddress !== address || this.verifierTls !== master.tls) {
       this.verifier?.close();
-      this.verifier = new ControlClient({ host: master.host, port: master.port, timeout: this.host.connectTimeout });
+      this.verifier = new ControlClient({ host: master.host, port: master.port, tls: master.tls, timeout: this.host.connectTimeout });
+      this.verifierTls = master.tls;
       this.verifierAddress = address;
     }
     return this.verifier;

@@ -10,7 +10,7 @@
  * and the replies compared byte for byte.
  * See https://redis.io/docs/latest/operate/oss_and_stack/management/security/acl/
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { createClient } from 'redis';
 import { ioredisClient } from '../helpers/clients.js';
 import { listenerFor, startTestProxy } from '../helpers/proxy.js';
@@ -59,9 +59,7 @@ async function pipelined(to: number, cmds: Array<Array<string | number>>): Promi
 }
 
 /** The part of a tap Test the helpers use. */
-interface Asserts {
-  same(found: unknown, wanted: unknown, message?: string): unknown;
-}
+type Asserts = Pick<Test, 'same'>;
 
 /** The same pipeline to the master directly and through the proxy: the replies must be Redis's, byte for byte. */
 async function sameAsRedis(t: Asserts, cmds: Array<Array<string | number>>, label: string): Promise<string[]> {

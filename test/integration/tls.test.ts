@@ -327,3 +327,12 @@ t.test('shutdown does not wait for a client stuck in the TLS handshake', async (
   t.ok(Date.now() - started < 3000, `closed in ${Date.now() - started} ms (the TLS handshake timeout is 120 s)`);
   await closed;
 });
+
+t.test('authentication "redis" over backendTls: the login is checked, and the user runs, over TLS', async (t) => {
+  const set = await startReplicaSet({ replicas: 0, tls: redisTls, t });
+  await set.master.client().call('ACL', 'SETUSER', 'reader', 'on', '>rpw', '~*', '+@read', '+ping', '+acl|whoami');
+  const tp = await startTestProxy([listenerFor(set.master, [], { authentication: 'redis', backendTls: { ca: pki.ca } })], { t });
+  t.equal((await rawCommand(tp.port, 'AUTH reader nope\r\n')).text, '-WRONGPASS invalid username-password pair or user is disabled.\r\n');
+  const reply = await rawCommand(tp.port, 'AUTH reader rpw\r\nACL WHOAMI\r\nSET k v\r\n', { replies: 3 });
+  t.match(reply.text, /^\+OK\r\n\$6\r\nreader\r\n-NOPERM /, 'the login checked over TLS; the session runs as reader');
+});
