@@ -317,7 +317,7 @@ async function main() {
           // Scraped every second, as a Prometheus server would (more often than the usual 15 s).
           const url = `http://127.0.0.1:${top.admin.listen}/metrics`;
           const scraper = setInterval(() => void fetch(url).then((r) => r.text()).catch(() => undefined), 1000);
-          child.once('exit', () => clearInterval(scraper));
+          void child.exited.then(() => clearInterval(scraper));
           settingsExtra['redis-proxy admin'] = `${url} scraped every 1 s`;
         }
         return child;

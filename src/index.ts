@@ -3,8 +3,8 @@
  * normalized config (see config/) and returns a handle to reload and stop them.
  */
 import type { Logger } from 'pino';
-import { createRegistry } from './admin/metrics.js';
-import { AdminServer } from './admin/server.js';
+import type { Registry } from 'prom-client';
+import type { AdminServer } from './admin/server.js';
 import type { AdminConfig, ListenerConfig, ProxyConfig } from './config/types.js';
 import { Listener, type ProxyStatus } from './server/listener.js';
 
@@ -68,7 +68,8 @@ export async function startProxy(config: ProxyConfig, logger: Logger): Promise<P
     reloadFailures: 0,
   };
   let listeners: Listener[] = [];
-  const registry = createRegistry(() => listeners, status);
+  // Made with the first admin server: prom-client's default metrics run timers of their own.
+  let registry: Registry | null = null;
   let admin: AdminServer | null = null;
   /** Starts, moves or stops the admin server for `wanted`; requests are timed only while it runs. */
   const applyAdmin = async (wanted: AdminConfig | undefined): Promise<void> => {
@@ -77,6 +78,9 @@ export async function startProxy(config: ProxyConfig, logger: Logger): Promise<P
       admin = null;
     }
     if (wanted !== undefined && admin === null) {
+      // Loaded only when asked for: prom-client costs memory and timers a proxy without admin does not need.
+      const [{ createRegistry }, { AdminServer }] = await Promise.all([import('./admin/metrics.js'), import('./admin/server.js')]);
+      registry ??= createRegistry(() => listeners, status);
       const server = new AdminServer(wanted, () => listeners, registry, logger);
       await server.start();
       admin = server;
