@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { AdminServer } from './admin/server.js';
+import { setTiming } from './io/clock.js';
 import type { AdminConfig, ListenerConfig, ProxyConfig } from './config/types.js';
 import { Listener, type ProxyStatus } from './server/listener.js';
 
@@ -85,7 +86,7 @@ export async function startProxy(config: ProxyConfig, logger: Logger): Promise<P
       await server.start();
       admin = server;
     }
-    for (const l of listeners) l.stats.timing = admin !== null;
+    setTiming(admin !== null);
   };
   try {
     for (const l of config.listeners) {

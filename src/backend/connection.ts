@@ -8,7 +8,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import Denque from 'denque';
 import { BatchedOutput } from '../io/batched-output.js';
-import { coarseNow } from '../io/clock.js';
+import { coarseNow, markChunk } from '../io/clock.js';
 import { encodeCommand } from '../protocol/resp.js';
 import { ReplyFramer, type ReplySink } from '../protocol/reply-framer.js';
 import { authWords, type BackendIdentity } from './identity.js';
@@ -147,7 +147,10 @@ export class BackendConnection implements ReplySink, Link {
     // waits on it. Requests written before the TLS handshake completes wait in the socket.
     socket.setTimeout(options.connectTimeout);
     socket.once(secure ? 'secureConnect' : 'connect', () => socket.setTimeout(0));
-    socket.on('data', (chunk: Buffer) => this.framer.push(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      markChunk();
+      this.framer.push(chunk);
+    });
     socket.on('timeout', () => this.teardown(`connect timeout after ${options.connectTimeout} ms`, 'unreachable'));
     socket.on('error', (err: NodeJS.ErrnoException) =>
       this.teardown(secure ? tlsErrorText(err) : err.code ?? err.message, this.wasReady ? 'lost' : 'unreachable'),

@@ -52,17 +52,16 @@ export class ListenerStats {
   readRetries = 0;
   /** Error replies by ERROR_* kind. */
   readonly errors = new Float64Array(ERROR_KINDS.length);
-  /** Request latency, from sending to the node to its reply, for reads and for writes. */
+  /**
+   * Request latency, for reads and for writes: from the arrival of the client's bytes
+   * that held the request (or from its dispatch, for one that waited) to the arrival of
+   * the node's bytes that held the reply. Recorded only while timing is on
+   * (src/io/clock.ts, the admin server runs).
+   */
   readonly readLatency = new LatencyHistogram();
   readonly writeLatency = new LatencyHistogram();
   /** Commands by `id * 3 + SERVED_BY_*` (ids: src/commands/table.ts COMMAND_NAMES); grows as commands are learned. */
   commands = new Float64Array(1024 * 3);
-
-  /**
-   * @param timing whether to time requests (the admin server is on): two clock reads per
-   *   request, skipped when nothing would show them
-   */
-  constructor(public timing: boolean) {}
 
   /** One command answered (or sent) for a client: `id` its command id, `servedBy` a SERVED_BY_* value. */
   command(id: number, servedBy: number): void {

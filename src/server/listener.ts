@@ -82,8 +82,8 @@ export class Listener implements SessionContext {
   private readonly tlsConnections = new Set<net.Socket>();
   /** The master reports role:slave (a failover the config does not know of); logged once per episode. */
   private masterDemoted = false;
-  /** Counters for the metrics (src/metrics/stats.ts); requests are timed while the admin server is on. */
-  readonly stats = new ListenerStats(false);
+  /** Counters for the metrics (src/metrics/stats.ts). */
+  readonly stats = new ListenerStats();
 
   /**
    * Builds a listener (not started) for `config`: with `sentinel`, after asking Sentinel

@@ -59,7 +59,7 @@ import { LEASE_MONITOR, LEASE_PUBSUB, LEASE_TRACKING, LEASE_TX, LEASE_WATCH, typ
 import type { BackendFailure } from '../backend/link.js';
 import type { Node } from '../backend/node.js';
 import { BatchedOutput } from '../io/batched-output.js';
-import { coarseNow } from '../io/clock.js';
+import { chunkTime, coarseNow, markChunk, timingOn } from '../io/clock.js';
 import { aggregateElements } from '../protocol/reply-elements.js';
 import { RequestParser, RequestView, type RequestHandler } from '../protocol/request-parser.js';
 import { encodeBulk, encodeCommand, encodeError, encodeInteger, encodeVerbatim } from '../protocol/resp.js';
@@ -410,6 +410,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
   // ---- input -------------------------------------------------------------------------
 
   private onData(chunk: Buffer): void {
+    markChunk();
     this.lastActive = coarseNow();
     this.parser.feed(chunk);
     this.updateFlow();
@@ -1214,7 +1215,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     const flags = slot.flags;
     if (slot.startedAt > 0) {
       const stats = this.ctx.stats;
-      (flags & SLOT_WRITE ? stats.writeLatency : stats.readLatency).observe(performance.now() - slot.startedAt);
+      (flags & SLOT_WRITE ? stats.writeLatency : stats.readLatency).observe(chunkTime() - slot.startedAt);
     }
     if (this.phase !== CLOSED) {
       // State that decides whether the lease stays, before the channel counts the reply.
@@ -1339,7 +1340,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
       this.skipNextReply = false;
     }
     const slot = this.replies.push(flags);
-    if (flags & (SLOT_READ | SLOT_WRITE) && this.ctx.stats.timing) slot.startedAt = performance.now();
+    if (flags & (SLOT_READ | SLOT_WRITE) && timingOn()) slot.startedAt = chunkTime();
     return slot;
   }
 
