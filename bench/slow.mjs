@@ -29,7 +29,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
-import { command, parseInfo, parseReply } from './lib/resp.mjs';
+import { command, nodeLines, parseInfo, parseReply } from './lib/resp.mjs';
 import { Conn, openPool } from './lib/conn.mjs';
 import { stopAll, freePort, waitUntil, sleep, clockTicks } from './lib/procs.mjs';
 import { mdTable, fmtInt } from './lib/report.mjs';
@@ -191,23 +191,6 @@ async function openLoop(conn, everyMs, stop, make, drainMs = DRAIN_MS) {
   await all;
   for (const o of outcomes) o.ms = o.doneAt - o.sentAt;
   return outcomes;
-}
-
-/** The `node<N>:` lines of INFO proxy: { index, role, addr, state, inRotation, ejected, raw }. */
-function nodeLines(text) {
-  const nodes = [];
-  for (const line of String(text).split(/\r?\n/)) {
-    const m = /^node(\d+):(.*)$/.exec(line);
-    if (!m) continue;
-    const f = new Map(m[2].split(',').map((kv) => kv.split('=')));
-    nodes.push({
-      index: Number(m[1]), role: f.get('role') ?? '', addr: f.get('addr') ?? '', state: f.get('state') ?? '',
-      inRotation: f.has('in_rotation') ? Number(f.get('in_rotation')) : undefined,
-      ejected: f.has('ejected') ? Number(f.get('ejected')) : undefined,
-      raw: line,
-    });
-  }
-  return nodes;
 }
 
 /** INFO proxy on a fresh connection, waiting at most timeoutMs: { ok, timedOut, text, nodes, ms }. */

@@ -32,7 +32,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
-import { command, parseInfo } from './lib/resp.mjs';
+import { command, nodeLines, parseInfo } from './lib/resp.mjs';
 import { Conn } from './lib/conn.mjs';
 import { run, stop, stopAll, freePort, waitUntil, sleep } from './lib/procs.mjs';
 import { mdTable, fmtInt } from './lib/report.mjs';
@@ -187,21 +187,6 @@ function tallyCounts(counts, max = 6) {
 const generic = (t) => String(t).replace(/\d+/g, 'N');
 
 // ---- INFO proxy ----------------------------------------------------------------------
-
-/** The `node<N>:` lines of INFO proxy: { index, role, addr, state, inRotation, raw }. */
-function nodeLines(text) {
-  const nodes = [];
-  for (const line of String(text).split(/\r?\n/)) {
-    const m = /^node(\d+):(.*)$/.exec(line);
-    if (!m) continue;
-    const f = new Map(m[2].split(',').map((kv) => kv.split('=')));
-    nodes.push({
-      index: Number(m[1]), role: f.get('role') ?? '', addr: f.get('addr') ?? '', state: f.get('state') ?? '',
-      inRotation: f.has('in_rotation') ? Number(f.get('in_rotation')) : undefined, raw: line,
-    });
-  }
-  return nodes;
-}
 
 /** INFO proxy parsed: the fields and the node lines; throws when the reply is not INFO text. */
 function parseProxyInfo(reply) {

@@ -125,3 +125,20 @@ export function idleClient(port, { host = '127.0.0.1', timeoutMs = 10000 } = {})
     sock.on('error', (e) => { clearTimeout(timer); reject(e); });
   });
 }
+
+/** The `node<N>:` lines of INFO proxy: { index, role, addr, state, inRotation, ejected, raw }. */
+export function nodeLines(text) {
+  const nodes = [];
+  for (const line of String(text).split(/\r?\n/)) {
+    const m = /^node(\d+):(.*)$/.exec(line);
+    if (!m) continue;
+    const f = new Map(m[2].split(',').map((kv) => kv.split('=')));
+    nodes.push({
+      index: Number(m[1]), role: f.get('role') ?? '', addr: f.get('addr') ?? '', state: f.get('state') ?? '',
+      inRotation: f.has('in_rotation') ? Number(f.get('in_rotation')) : undefined,
+      ejected: f.has('ejected') ? Number(f.get('ejected')) : undefined,
+      raw: line,
+    });
+  }
+  return nodes;
+}

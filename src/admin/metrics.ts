@@ -61,6 +61,13 @@ function histogramValues(name: string, labels: Labels, h: LatencyHistogram): Val
   return values;
 }
 
+/** Bytes from (`in`) or to (`out`) the listener's clients: ended sessions' totals plus the live ones'. */
+function clientBytes(l: Listener, way: 'in' | 'out'): number {
+  let bytes = way === 'in' ? l.stats.closedBytesIn : l.stats.closedBytesOut;
+  for (const s of l.sessions) bytes += way === 'in' ? s.bytesIn : s.bytesOut;
+  return bytes;
+}
+
 /**
  * A registry for the running proxy. `listeners()` gives the listeners now (a reload
  * changes them); `status` the reload counters.
@@ -129,21 +136,13 @@ export function createRegistry(listeners: () => readonly Listener[], status: Pro
       'redis_proxy_client_bytes_received_total',
       'Bytes read from clients.',
       'counter',
-      perListener((l, labels) => {
-        let bytes = l.stats.closedBytesIn;
-        for (const s of l.sessions) bytes += s.bytesIn;
-        return [{ labels, value: bytes }];
-      }),
+      perListener((l, labels) => [{ labels, value: clientBytes(l, 'in') }]),
     ),
     metric(
       'redis_proxy_client_bytes_sent_total',
       'Bytes written to clients.',
       'counter',
-      perListener((l, labels) => {
-        let bytes = l.stats.closedBytesOut;
-        for (const s of l.sessions) bytes += s.bytesOut;
-        return [{ labels, value: bytes }];
-      }),
+      perListener((l, labels) => [{ labels, value: clientBytes(l, 'out') }]),
     ),
     metric(
       'redis_proxy_node_up',

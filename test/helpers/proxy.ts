@@ -13,7 +13,8 @@ import { normalizeConfig } from '../../src/config/index.js';
 import type { LogLevel } from '../../src/config/types.js';
 import { startProxy, type Proxy, type ReloadOutcome } from '../../src/index.js';
 import { createLogger } from '../../src/log.js';
-import { closeAllClients, freePort } from './clients.js';
+import type { RedisOptions } from 'ioredis';
+import { closeAllClients, freePort, ioredisClient } from './clients.js';
 import { closeRawConnections, rawCommand } from './raw.js';
 import type { RedisServer } from './redis.js';
 import { forgetDir, spawnGuarded } from './spawn.js';
@@ -197,3 +198,14 @@ export async function spawnProxyCli(
 }
 
 export { sleep };
+
+/** The `# Proxy` fields of `INFO proxy` through the proxy on `port` (its node lines as `node0` … keys). */
+export async function proxyInfo(port: number, options: RedisOptions = {}): Promise<Record<string, string>> {
+  const text = String(await ioredisClient(port, options).info('proxy'));
+  return Object.fromEntries(
+    text
+      .split('\r\n')
+      .filter((l) => l.includes(':'))
+      .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1)]),
+  );
+}

@@ -24,7 +24,7 @@ import { createClient } from 'redis';
 import t from 'tap';
 import { makePki } from '../helpers/certs.js';
 import { ioredisClient } from '../helpers/clients.js';
-import { listenerFor, startTestProxy } from '../helpers/proxy.js';
+import { listenerFor, proxyInfo, startTestProxy } from '../helpers/proxy.js';
 import { rawCommand } from '../helpers/raw.js';
 import { startReplicaSet, type RedisTls } from '../helpers/redis.js';
 import { callsDuring, waitForReplicaReads } from '../helpers/stats.js';
@@ -78,17 +78,6 @@ function redisCli(args: string[]): Promise<{ code: number; stdout: string; stder
       resolve({ code, stdout: String(stdout), stderr: String(stderr) });
     });
   });
-}
-
-/** The `# Proxy` fields of INFO proxy through the plain listener on `port`. */
-async function proxyInfo(port: number): Promise<Record<string, string>> {
-  const text = String(await ioredisClient(port).info('proxy'));
-  return Object.fromEntries(
-    text
-      .split('\r\n')
-      .filter((l) => l.includes(':'))
-      .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1)]),
-  );
 }
 
 const serverTls = { cert: pki.server.cert, key: pki.server.key };

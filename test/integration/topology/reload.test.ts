@@ -9,22 +9,11 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import t from 'tap';
 import { ioredisClient } from '../../helpers/clients.js';
-import { listenerFor, node, spawnProxyCli, startTestProxy } from '../../helpers/proxy.js';
+import { listenerFor, node, proxyInfo, spawnProxyCli, startTestProxy } from '../../helpers/proxy.js';
 import { rawCommand, rawConnection } from '../../helpers/raw.js';
 import { startRedis, startReplicaSet } from '../../helpers/redis.js';
 import { callsDuring, waitForReplicaReads } from '../../helpers/stats.js';
 import { sleep, waitFor } from '../../helpers/wait.js';
-
-/** The `# Proxy` fields of INFO proxy through `port`. */
-async function proxyInfo(port: number): Promise<Record<string, string>> {
-  const text = String(await ioredisClient(port).info('proxy'));
-  return Object.fromEntries(
-    text
-      .split('\r\n')
-      .filter((l) => l.includes(':'))
-      .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1)]),
-  );
-}
 
 /** Connections to `server` (CLIENT LIST) but for the test's own CLIENT LIST clients and a replica's replication link. */
 async function proxyConnections(server: { client(): import('ioredis').Redis }): Promise<number> {

@@ -8,7 +8,7 @@
  */
 import t from 'tap';
 import { ioredisClient } from '../../helpers/clients.js';
-import { node, startTestProxy } from '../../helpers/proxy.js';
+import { node, proxyInfo, startTestProxy } from '../../helpers/proxy.js';
 import { startReplicaSet, type RedisServer } from '../../helpers/redis.js';
 import { startSentinels, waitForSentinels, type SentinelProcess } from '../../helpers/sentinel.js';
 import { callsDuring, waitForReplicaReads } from '../../helpers/stats.js';
@@ -39,12 +39,6 @@ function sentinelListener(sentinels: SentinelProcess[], extra: Record<string, un
 async function missing(server: RedisServer, acked: LoadResult['acked']): Promise<typeof acked> {
   const exists = await Promise.all(acked.map((w) => server.client().exists(w.key)));
   return acked.filter((_, i) => exists[i] === 0);
-}
-
-/** The `# Proxy` fields of INFO proxy through `port`. */
-async function proxyInfo(port: number): Promise<Record<string, string>> {
-  const text = String(await ioredisClient(port).info('proxy'));
-  return Object.fromEntries(text.split('\r\n').filter((l) => l.includes(':')).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1)]));
 }
 
 interface LoadResult {
