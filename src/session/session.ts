@@ -980,12 +980,21 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     let onlyProxy = req.argc > 1;
     for (let i = 1; onlyProxy && i < req.argc; i++) onlyProxy = req.argIs(i, 'proxy');
     if (onlyProxy || (!master.reachable && this.channel.lease === null)) {
-      let text = `# Proxy\r\n${this.ctx.proxyInfo()}\r\n`;
-      if (!onlyProxy) text += `master_info:unavailable (${master.label} is unreachable: ${master.health.error || 'down'})\r\n`;
-      this.reply(this.protocol === 3 ? encodeVerbatim(text) : encodeBulk(text));
+      const reply = this.proxyOnlyInfo(onlyProxy ? null : `${master.label} is unreachable: ${master.health.error || 'down'}`);
+      this.reply(reply);
       return true;
     }
     return this.sendToMaster(req, wantsProxySection(req) ? SLOT_INFO : 0);
+  }
+
+  /**
+   * INFO's reply made by the proxy alone: the `# Proxy` section, and with `unavailable`
+   * a `master_info:unavailable (<why>)` line (the master's sections could not be had).
+   */
+  private proxyOnlyInfo(unavailable: string | null): Buffer {
+    let text = `# Proxy\r\n${this.ctx.proxyInfo()}\r\n`;
+    if (unavailable !== null) text += `master_info:unavailable (${unavailable})\r\n`;
+    return this.protocol === 3 ? encodeVerbatim(text) : encodeBulk(text);
   }
 
   /**
@@ -1278,6 +1287,13 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
         this.resend(slot, other);
         return;
       }
+    }
+    if (flags & SLOT_INFO && (failure.kind === 'unreachable' || failure.kind === 'lost')) {
+      // The master died under a plain INFO (a client's handshake, often): the proxy's
+      // section, as while the master is known down.
+      const reply = this.proxyOnlyInfo(`${failure.node} ${failure.detail}`);
+      this.fill(slot, reply, 0, reply.length);
+      return;
     }
     this.ctx.stats.error(failure.kind === 'timeout' ? ERROR_TIMEOUT : failure.kind === 'busy' ? ERROR_BUSY : ERROR_NODE_DOWN);
     const reply = encodeError(failureText(failure));

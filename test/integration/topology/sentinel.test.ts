@@ -55,14 +55,17 @@ interface Load {
 }
 
 /**
- * A write loop (SET w:<n>, a new key each time) and a read loop (GET of `r`, written and
+ * Connects a writer and a reader, then starts a write loop (SET w:<n>, a new key each time) and a read loop (GET of `r`, written and
  * replicated before: with the master down, causal reads fail a read that needs a write
  * no replica is known to have, see README "Consistency") on one client each, recording
  * every outcome and when each write was acknowledged.
  */
-function startLoad(port: number): Load {
+async function startLoad(port: number): Promise<Load> {
   const writer = ioredisClient(port, { maxRetriesPerRequest: 0 });
   const reader = ioredisClient(port, { maxRetriesPerRequest: 0 });
+  // Connected and served before the failover starts (under CI's load a connection can
+  // take longer than the pause before the failover; its handshake would then meet it).
+  await Promise.all([writer.ping(), reader.ping()]);
   let running = true;
   const acked: Array<{ key: string; at: number }> = [];
   const writeErrors: string[] = [];
@@ -124,7 +127,7 @@ t.test('the master and replicas come from Sentinel', async (t) => {
 t.test('SENTINEL FAILOVER under load: writes move to the new master, no read fails, the old master serves reads once linked', async (t) => {
   const { master, replicas, sentinels } = await sentinelSet(t);
   const tp = await startTestProxy([sentinelListener(sentinels)], { t });
-  const load = startLoad(tp.port);
+  const load = await startLoad(tp.port);
   await sleep(300);
   const started = performance.now();
   await sentinels[0]!.sentinel('FAILOVER', 'mymaster');
@@ -160,7 +163,7 @@ t.test('SENTINEL FAILOVER under load: writes move to the new master, no read fai
 t.test('the master killed with SIGKILL: reads go on, writes resume on the promoted replica', async (t) => {
   const { master, replicas, sentinels } = await sentinelSet(t);
   const tp = await startTestProxy([sentinelListener(sentinels)], { t });
-  const load = startLoad(tp.port);
+  const load = await startLoad(tp.port);
   await sleep(300);
   master.kill('SIGKILL');
   await master.exited();
