@@ -55,9 +55,10 @@ function listenerKey(config: ListenerConfig): string {
 
 /**
  * Starts every listener: checks its nodes once (asks Sentinel first where it follows
- * one), then listens.
- * @throws Error when a listener cannot listen (port in use, not permitted) or no
- *   Sentinel of a listener answers; the listeners already started are closed first.
+ * one), then listens; then the admin HTTP server, when the config has `admin`.
+ * @throws Error when a listener or the admin server cannot listen (port in use, not
+ *   permitted) or no Sentinel of a listener answers; the listeners already started are
+ *   closed first.
  */
 export async function startProxy(config: ProxyConfig, logger: Logger): Promise<Proxy> {
   const status: { -readonly [K in keyof ProxyStatus]: ProxyStatus[K] } = {
