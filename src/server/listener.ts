@@ -9,23 +9,18 @@
  * replies arrive, then it closes), and sessions never notice unless the master moved
  * while they held a dedicated connection on it.
  *
- * TLS: a listener with `tls` accepts clients with `tls.createServer` (sessions get the
- * decrypted socket, so nothing after accept knows about TLS); a reload that changes the
- * certificate, key or CA (contents or paths) swaps the server's SecureContext for new
- * connections, one that turns TLS on or off or changes clientAuth listens anew.
+ * Clients are accepted on a ClientServer (./client-server.ts): plain TCP or TLS.
  */
-import { X509Certificate } from 'node:crypto';
-import net from 'node:net';
-import tls from 'node:tls';
+import type net from 'node:net';
 import type { Logger } from 'pino';
 import { learnCommands, lookupCommand } from '../commands/index.js';
-import { secureContextOptions } from '../config/tls.js';
-import type { ListenerConfig, NodeConfig, ServerTls } from '../config/types.js';
+import type { ListenerConfig, NodeConfig } from '../config/types.js';
 import { Node } from '../backend/node.js';
 import { coarseNow } from '../io/clock.js';
 import { Router } from '../routing/router.js';
 import { Session, type SessionContext } from '../session/session.js';
 import { PROXY_VERSION } from '../version.js';
+import { ClientServer, describeTls } from './client-server.js';
 import { DenyList } from './deny-list.js';
 import { RedisUsers } from './redis-users.js';
 import { CausalReads } from '../consistency/causal-reads.js';
@@ -63,7 +58,8 @@ export class Listener implements SessionContext {
   readonly redisUsers: RedisUsers;
   /** The port actually listened on. */
   port = 0;
-  private server: net.Server;
+  /** Where clients are accepted (plain TCP or TLS). */
+  private readonly clients: ClientServer;
   private readonly startedAt = Date.now();
   private healthTimer: NodeJS.Timeout | null = null;
   private timeoutTimer: NodeJS.Timeout | null = null;
@@ -74,12 +70,6 @@ export class Listener implements SessionContext {
   private closedWaiters: Array<() => void> = [];
   /** Nodes that left the topology and still finish what they owe (closed with the listener). */
   private readonly retiring = new Set<Node>();
-  /**
-   * TCP connections accepted by a TLS server, until they close: those still in their TLS
-   * handshake are no session yet, and shutdown closes them (a server's close waits for
-   * every connection it accepted).
-   */
-  private readonly tlsConnections = new Set<net.Socket>();
   /** The master reports role:slave (a failover the config does not know of); logged once per episode. */
   private masterDemoted = false;
   /** Counters for the metrics (src/metrics/stats.ts). */
@@ -153,51 +143,7 @@ export class Listener implements SessionContext {
         return listener.config.connectTimeout;
       },
     });
-    this.server = this.createServer();
-  }
-
-  /**
-   * The server for the config now: plain TCP, or TLS with the listener's certificate
-   * (`requestCert` unless clientAuth is `none`; `rejectUnauthorized` for `require`, so a
-   * client without a certificate signed by `ca` fails the handshake).
-   * See https://nodejs.org/docs/latest-v20.x/api/tls.html#tlscreateserveroptions-secureconnectionlistener
-   */
-  private createServer(): net.Server {
-    const config = this.config.tls;
-    if (config === undefined) return net.createServer((socket) => this.accept(socket));
-    const server = tls.createServer(
-      {
-        ...secureContextOptions(config),
-        requestCert: config.clientAuth !== 'none',
-        rejectUnauthorized: config.clientAuth === 'require',
-      },
-      (socket) => this.acceptTls(socket),
-    );
-    server.on('connection', (socket: net.Socket) => {
-      this.tlsConnections.add(socket);
-      socket.once('close', () => this.tlsConnections.delete(socket));
-    });
-    server.on('tlsClientError', (err, socket) => {
-      this.logger.debug({ client: `${socket.remoteAddress}:${socket.remotePort}`, error: err.message }, 'TLS handshake with a client failed');
-    });
-    return server;
-  }
-
-  /**
-   * A client that completed the TLS handshake. With clientAuth `request`, one that
-   * presented a certificate the CA did not sign is closed (as Redis's
-   * `tls-auth-clients optional` does); one without a certificate is served.
-   */
-  private acceptTls(socket: tls.TLSSocket): void {
-    if (this.config.tls?.clientAuth === 'request' && !socket.authorized && Object.keys(socket.getPeerCertificate()).length > 0) {
-      this.logger.debug(
-        { client: `${socket.remoteAddress}:${socket.remotePort}`, error: String(socket.authorizationError) },
-        'TLS client certificate refused',
-      );
-      socket.destroy();
-      return;
-    }
-    this.accept(socket);
+    this.clients = new ClientServer(config, (socket) => this.accept(socket), () => this.logger);
   }
 
   /** Node identity (see ../topology/topology.ts nodeKey) of each node created, to keep it across reloads. */
@@ -252,8 +198,7 @@ export class Listener implements SessionContext {
     }
     await this.learnFromMaster();
     await this.verifyDenyList();
-    await this.listen(this.server, this.config.listen);
-    this.port = (this.server.address() as net.AddressInfo).port;
+    this.port = await this.clients.listen(this.config.listen);
     this.startTimers();
     this.watcher?.start();
     this.logger.info(
@@ -268,17 +213,6 @@ export class Listener implements SessionContext {
       },
       'listener up',
     );
-  }
-
-  private listen(server: net.Server, port: number): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, this.config.bind, () => {
-        server.off('error', reject);
-        server.on('error', (err) => this.logger.error({ err }, 'listener error'));
-        resolve();
-      });
-    });
   }
 
   /** The health-check and command-timeout timers, for the settings now. */
@@ -350,32 +284,8 @@ export class Listener implements SessionContext {
     }
     this.applyTopology(resolveTopology(next, discovered), 'reload');
     if (next.authentication === 'redis' && before.authentication !== 'redis') void this.redisUsers.probeDefault();
-    const [tlsBefore, tlsNext] = [before.tls, next.tls];
-    if (next.bind !== before.bind || (tlsBefore === undefined) !== (tlsNext === undefined) || tlsBefore?.clientAuth !== tlsNext?.clientAuth) {
-      await this.rebind();
-      if ((tlsBefore === undefined) !== (tlsNext === undefined)) {
-        this.logger.info({ tls: tlsNext === undefined ? false : describeTls(tlsNext) }, tlsNext === undefined ? 'TLS turned off' : 'TLS turned on');
-      }
-    } else if (tlsBefore !== undefined && tlsNext !== undefined && tlsMaterialChanged(tlsBefore, tlsNext)) {
-      (this.server as tls.Server).setSecureContext(secureContextOptions(tlsNext));
-      this.logger.info({ tls: describeTls(tlsNext) }, 'TLS certificate reloaded: new connections get it');
-    }
+    await this.clients.reconfigure(next);
     void this.verifyDenyList();
-  }
-
-  /**
-   * Listens on the new `bind` address, or with the new TLS mode; sessions accepted on the
-   * old server stay. The old server stops listening at once; its close callback is not
-   * awaited, since it only comes once every session it accepted has ended.
-   */
-  private async rebind(): Promise<void> {
-    const old = this.server;
-    old.close();
-    // The listening socket is closed on the next turn of the event loop.
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    const server = this.createServer();
-    this.server = server;
-    await this.listen(server, this.port);
   }
 
   /**
@@ -449,7 +359,7 @@ export class Listener implements SessionContext {
     this.watcher?.close();
     this.causal.close();
     this.redisUsers.close();
-    const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const serverClosed = this.clients.close();
     for (const s of this.sessions) s.closeAfterReplies();
     if (this.sessions.size > 0) {
       await new Promise<void>((resolve) => {
@@ -462,7 +372,7 @@ export class Listener implements SessionContext {
     }
     for (const s of this.sessions) s.close('proxy shutting down');
     // What is left of a TLS server's connections never finished its handshake.
-    for (const socket of this.tlsConnections) socket.destroy();
+    this.clients.dropHandshakes();
     await serverClosed;
     await Promise.all([...this.nodes, ...this.retiring].map((n) => n.close()));
   }
@@ -643,26 +553,4 @@ export class Listener implements SessionContext {
       // Not reachable now, or COMMAND denied by ACL: the static table is used.
     }
   }
-}
-
-/** Whether the certificate, key or CA of a listener's TLS differ (contents or paths). */
-function tlsMaterialChanged(a: ServerTls, b: ServerTls): boolean {
-  return (
-    a.cert !== b.cert || a.key !== b.key || a.ca !== b.ca || a.certFile !== b.certFile || a.keyFile !== b.keyFile || a.caFile !== b.caFile
-  );
-}
-
-/** A listener's TLS for the log: files, clientAuth, and the certificate's subject, expiry and fingerprint. */
-function describeTls(config: ServerTls): Record<string, unknown> {
-  const out: Record<string, unknown> = { cert: config.certFile, clientAuth: config.clientAuth };
-  if (config.caFile !== undefined) out.ca = config.caFile;
-  try {
-    const cert = new X509Certificate(config.cert);
-    out.subject = cert.subject.replace(/\n/g, ', ');
-    out.validTo = cert.validTo;
-    out.fingerprint256 = cert.fingerprint256;
-  } catch {
-    // Checked by normalizeConfig; nothing more to say here.
-  }
-  return out;
 }
