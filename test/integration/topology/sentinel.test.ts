@@ -37,7 +37,9 @@ function sentinelListener(sentinels: SentinelProcess[], extra: Record<string, un
 
 /** The acknowledged writes that `server` lacks. */
 async function missing(server: RedisServer, acked: LoadResult['acked']): Promise<typeof acked> {
-  const exists = await Promise.all(acked.map((w) => server.client().exists(w.key)));
+  // One client for them all (server.client() opens a new connection each call).
+  const client = server.client();
+  const exists = await Promise.all(acked.map((w) => client.exists(w.key)));
   return acked.filter((_, i) => exists[i] === 0);
 }
 
