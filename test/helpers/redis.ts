@@ -11,20 +11,11 @@ import path from 'node:path';
 import type { Redis } from 'ioredis';
 import t from 'tap';
 import { freePort, ioredisClient } from './clients.js';
-import { startServerProcess } from './spawn.js';
+import { startServerProcess, type ServerProcess } from './spawn.js';
 import { waitFor } from './wait.js';
 
-export interface RedisServer {
-  readonly port: number;
-  readonly pid: number;
-  /** The temporary directory the server runs in. */
-  readonly dir: string;
-  /** SIGTERM, wait for exit (SIGKILL after 3 s), remove the directory. Idempotent. */
-  stop(): Promise<void>;
-  /** Sends `signal` (default SIGKILL) without waiting. */
-  kill(signal?: NodeJS.Signals): void;
-  /** Resolves when the process has exited. */
-  exited(): Promise<void>;
+/** A redis-server process (the process itself: ./spawn.ts ServerProcess; its `stop` also closes the admin client). */
+export interface RedisServer extends ServerProcess {
   /** A new ioredis client connected directly to this server (closed at the end of the file). */
   client(): Redis;
   /** INFO `section`, parsed into `field -> value`. */
@@ -33,8 +24,6 @@ export interface RedisServer {
   commandCalls(cmd: string): Promise<number>;
   /** CONFIG RESETSTAT. */
   resetStats(): Promise<void>;
-  /** The last lines the server printed (for failure messages). */
-  output(): string;
 }
 
 /**

@@ -14,30 +14,19 @@ import type { Redis } from 'ioredis';
 import t from 'tap';
 import { freePort, ioredisClient } from './clients.js';
 import type { RedisServer } from './redis.js';
-import { startServerProcess } from './spawn.js';
+import { startServerProcess, type ServerProcess } from './spawn.js';
 import { waitFor } from './wait.js';
 
-export interface SentinelProcess {
-  readonly port: number;
-  readonly pid: number;
+/** A redis-sentinel process (the process itself: ./spawn.ts ServerProcess; its `stop` also closes the admin client). */
+export interface SentinelProcess extends ServerProcess {
   /** `127.0.0.1:<port>`, as the watcher names it. */
   readonly address: string;
-  /** The temporary directory holding its config file. */
-  readonly dir: string;
-  /** SIGTERM (after SIGCONT), wait for exit (SIGKILL after 3 s), remove the directory. Idempotent. */
-  stop(): Promise<void>;
-  /** Sends `signal` (default SIGKILL) without waiting. */
-  kill(signal?: NodeJS.Signals): void;
-  /** Resolves when the process has exited. */
-  exited(): Promise<void>;
   /** A new ioredis client connected to this Sentinel (closed at the end of the file). */
   client(): Redis;
   /** `SENTINEL <args>` on a shared client. */
   sentinel(...args: string[]): Promise<unknown>;
   /** `SENTINEL MASTER <name>` parsed into `field -> value`. */
   masterState(name?: string): Promise<Record<string, string>>;
-  /** The last lines it printed (for failure messages). */
-  output(): string;
 }
 
 export interface StartSentinelsOptions {
