@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { ConfigError, LOG_LEVELS, loadConfig, type LogLevel, type ProxyConfig } from './config/index.js';
+import { isWorkerProcess, runWorker } from './cluster/worker.js';
 import type { Demo } from './demo.js';
 import type { ReloadOutcome } from './index.js';
 import { createLogger, type Logger } from './log.js';
@@ -199,9 +200,11 @@ function loadOrReport(configPath: string): ProxyConfig | undefined {
 }
 
 async function run(configPath: string, logLevel: LogLevel | undefined): Promise<void> {
+  if (isWorkerProcess()) return runWorker(configPath, logLevel, installCrashHandlers);
   const loaded = loadOrReport(configPath);
   if (loaded === undefined) return;
   const config: ProxyConfig = logLevel === undefined ? loaded : { ...loaded, logLevel };
+  if (config.workers > 1) return runCluster(configPath, config, logLevel);
   const logger = createLogger(config.logLevel);
   installCrashHandlers(logger);
   logger.debug({ config }, 'config loaded'); // passwords redacted by the logger
@@ -221,6 +224,32 @@ async function run(configPath: string, logLevel: LogLevel | undefined): Promise<
   const settings = { shutdownTimeout: config.shutdownTimeout };
   reloadOnSighup(logger, proxy, configPath, logLevel, settings);
   closeOnSignals(logger, proxy, () => settings.shutdownTimeout);
+}
+
+/**
+ * `workers` > 1: this process is the cluster's primary (src/cluster/primary.ts); the
+ * workers run the proxy. Its log lines carry `"worker": 0`, the workers' their number.
+ * SIGHUP, SIGTERM and SIGINT behave as in one process, for every worker.
+ */
+async function runCluster(configPath: string, config: ProxyConfig, logLevel: LogLevel | undefined): Promise<void> {
+  const logger = createLogger(config.logLevel).child({ worker: 0 });
+  installCrashHandlers(logger);
+  const { runPrimary } = await import('./cluster/primary.js');
+  let primary: Awaited<ReturnType<typeof runPrimary>>;
+  try {
+    primary = await runPrimary({ configPath, config, logLevel, logger });
+  } catch (err) {
+    failStart(logger, err, 'cannot start the proxy');
+  }
+  logger.info(
+    { version: readVersion(), config: configPath, listeners: primary.listeners, workers: config.workers },
+    `redis-proxy ${readVersion()} running with ${config.workers} workers: ${primary.listeners.map((l) => `${l.name} on port ${l.port}`).join(', ')}`,
+  );
+  process.on('SIGHUP', () => {
+    logger.info({ config: configPath }, 'SIGHUP: reloading the config in every worker');
+    primary.reload();
+  });
+  closeOnSignals(logger, primary, () => primary.shutdownTimeout);
 }
 
 /**

@@ -5,9 +5,12 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { AdminServer } from './admin/server.js';
+import type { PeerOp } from './cluster/messages.js';
+import type { Peers } from './cluster/peers.js';
 import { setTiming } from './io/clock.js';
 import type { AdminConfig, ListenerConfig, ProxyConfig } from './config/types.js';
 import { Listener, type ProxyStatus } from './server/listener.js';
+import { useClientIds } from './session/client-ids.js';
 
 export type { ProxyConfig } from './config/types.js';
 
@@ -42,6 +45,11 @@ export interface Proxy {
   /** Records a reload that could not be applied at all (unreadable or invalid file), for INFO proxy. */
   reloadRejected(reason: string): void;
   /**
+   * Runs another worker's request for the listener named `listener` (src/cluster/peers.ts;
+   * see Listener.peerRequest); undefined when this proxy has no such listener.
+   */
+  peerRequest(op: PeerOp, listener: string, arg: unknown): unknown;
+  /**
    * Stops accepting clients, lets in-flight replies reach their clients for up to
    * `timeoutMs` (default: the config's shutdownTimeout), then closes everything.
    */
@@ -53,6 +61,12 @@ function listenerKey(config: ListenerConfig): string {
   return config.listen !== 0 ? `port ${config.listen}` : `name ${config.name}`;
 }
 
+/** How a proxy runs besides its config. */
+export interface StartOptions {
+  /** The other workers, when this process is one worker of several (src/cluster/). */
+  peers?: Peers;
+}
+
 /**
  * Starts every listener: checks its nodes once (asks Sentinel first where it follows
  * one), then listens; then the admin HTTP server, when the config has `admin`.
@@ -60,7 +74,9 @@ function listenerKey(config: ListenerConfig): string {
  *   permitted) or no Sentinel of a listener answers; the listeners already started are
  *   closed first.
  */
-export async function startProxy(config: ProxyConfig, logger: Logger): Promise<Proxy> {
+export async function startProxy(config: ProxyConfig, logger: Logger, options: StartOptions = {}): Promise<Proxy> {
+  const peers = options.peers ?? null;
+  if (peers !== null) useClientIds(() => peers.nextClientId());
   const status: { -readonly [K in keyof ProxyStatus]: ProxyStatus[K] } = {
     generation: 1,
     reloadedAt: 0,
@@ -68,6 +84,7 @@ export async function startProxy(config: ProxyConfig, logger: Logger): Promise<P
     shutdownTimeout: config.shutdownTimeout,
     reloads: 0,
     reloadFailures: 0,
+    peers,
   };
   let listeners: Listener[] = [];
   // Made with the first admin server: prom-client's default metrics run timers of their own.
@@ -173,6 +190,9 @@ export async function startProxy(config: ProxyConfig, logger: Logger): Promise<P
       status.reloadFailures++;
       status.reloadedAt = Date.now();
       status.reloadResult = `failed: ${reason}`;
+    },
+    peerRequest(op: PeerOp, listener: string, arg: unknown): unknown {
+      return listeners.find((l) => l.config.name === listener)?.peerRequest(op, arg);
     },
     close(timeoutMs = status.shutdownTimeout): Promise<void> {
       closing ??= reloads

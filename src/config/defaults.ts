@@ -44,6 +44,9 @@ export const DEFAULT_LOG_LEVEL: LogLevel = 'info';
 /** ms that SIGTERM/SIGINT waits for in-flight replies when the file does not say. */
 export const DEFAULT_SHUTDOWN_TIMEOUT = 5000;
 
+/** The most proxy processes `workers` may ask for ("auto" is capped here too). */
+export const MAX_WORKERS = 64;
+
 /** Read weight of a node that does not set `weight`. */
 export const DEFAULT_WEIGHT = 1;
 

@@ -16,6 +16,7 @@
  * with, and a reload re-reads them.
  */
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { STATIC_COMMAND_NAMES, TABLE_REDIS_VERSION, lookupCommand } from '../commands/index.js';
 import {
@@ -24,6 +25,7 @@ import {
   DEFAULT_LOG_LEVEL,
   DEFAULT_SHUTDOWN_TIMEOUT,
   DEFAULT_WEIGHT,
+  MAX_WORKERS,
   defaultListenerName,
   type RequiredSettings,
 } from './defaults.js';
@@ -135,6 +137,7 @@ type TlsFilesFactory = (add: (segments: string[], message: string) => void, wher
 
 interface RawFile {
   admin?: { listen: number; bind?: string };
+  workers?: number | 'auto';
   logLevel?: LogLevel;
   shutdownTimeout?: number;
   defaults?: RawSettings;
@@ -469,6 +472,7 @@ function build(data: RawFile | RawListener[], tls: TlsFiles): ProxyConfig {
   const file: RawFile = Array.isArray(data) ? { listeners: data } : data;
   const defaults = file.defaults ?? {};
   const config: ProxyConfig = {
+    workers: file.workers === 'auto' ? Math.min(os.availableParallelism(), MAX_WORKERS) : (file.workers ?? 1),
     logLevel: file.logLevel ?? DEFAULT_LOG_LEVEL,
     shutdownTimeout: file.shutdownTimeout ?? DEFAULT_SHUTDOWN_TIMEOUT,
     listeners: file.listeners.map((l) => buildListener(l, defaults, tls)),

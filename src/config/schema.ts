@@ -16,7 +16,7 @@
  * settings are layered in load.ts (listener > defaults > built-in).
  */
 import { Ajv, type SchemaObject, type ValidateFunction } from 'ajv';
-import { DEFAULT_LOG_LEVEL, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_WEIGHT } from './defaults.js';
+import { DEFAULT_LOG_LEVEL, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_WEIGHT, MAX_WORKERS } from './defaults.js';
 
 /** Name of the annotation keyword holding the "must be ..." phrase of a schema node. */
 export const EXPECTED = 'expected';
@@ -270,6 +270,13 @@ export const objectFormSchema: SchemaObject = {
         listen: port,
         bind: nonEmptyString('an address to serve metrics and health checks on, like "127.0.0.1" or "0.0.0.0"'),
       },
+    },
+    workers: {
+      [EXPECTED]: `a number of processes 1-${MAX_WORKERS}, or "auto" (one per available core)`,
+      anyOf: [
+        { type: 'integer', minimum: 1, maximum: MAX_WORKERS },
+        { type: 'string', enum: ['auto'] },
+      ],
     },
     logLevel: oneOfStrings(LOG_LEVELS, DEFAULT_LOG_LEVEL),
     shutdownTimeout: integer(0, MAX_MS, `an integer 0-${MAX_MS} (milliseconds)`, DEFAULT_SHUTDOWN_TIMEOUT),

@@ -266,6 +266,12 @@ export interface AdminConfig {
 export interface ProxyConfig {
   /** The admin HTTP server (`/metrics`, `/healthz`, `/readyz`); unset: none. */
   admin?: AdminConfig;
+  /**
+   * Proxy processes serving every listener (src/cluster/): the top-level `workers` key, a
+   * number or `"auto"` (os.availableParallelism()), resolved to a number. Default 1: one
+   * process, no cluster.
+   */
+  workers: number;
   logLevel: LogLevel;
   /** ms SIGTERM/SIGINT waits for in-flight replies before closing. Default 5000. */
   shutdownTimeout: number;

@@ -21,6 +21,7 @@ import type { RequestView } from '../protocol/request-parser.js';
 import type { Router } from '../routing/router.js';
 import { keyBucket, RecentWrites } from './recent-writes.js';
 import { ReplicationProgress, type ProgressNodes } from './replication-progress.js';
+import type { SharedWrites } from './shared-writes.js';
 
 /** What {@link requestKeys} found besides one key's bucket (a bucket is ≥ 0). */
 export const KEYS_UNKNOWN = -1; // keys the proxy cannot tell (or a command that touches more than its keys)
@@ -47,6 +48,12 @@ export function requestKeys(cmd: CommandInfo | undefined, req: RequestView, db: 
 export class CausalReads {
   readonly progress: ReplicationProgress;
   private readonly writes = new RecentWrites();
+  /**
+   * With workers (src/cluster/): tells the other workers of the writes acknowledged here,
+   * and holds their replies until they have recorded them (./shared-writes.ts); null in
+   * one process.
+   */
+  shared: SharedWrites | null = null;
 
   /**
    * @param mode the listener's `causalReads`
@@ -72,7 +79,27 @@ export class CausalReads {
     if (keys >= 0) writes.wrote(keys, seq);
     else if (keys === KEYS_MANY && many !== null) for (const b of many) writes.wrote(b, seq);
     else writes.barrier = seq;
+    this.shared?.publish(keys, many);
     return seq;
+  }
+
+  /**
+   * Writes another worker acknowledged, by key bucket (negative: keys not known): numbered
+   * here as if acknowledged now, so reads routed here from now on see them (the next
+   * master offset sampled covers them).
+   */
+  peerWrites(buckets: readonly number[]): void {
+    if (this.mode !== 'global' || buckets.length === 0) return;
+    const seq = this.progress.writeAcked();
+    for (const b of buckets) {
+      if (b >= 0) this.writes.wrote(b, seq);
+      else this.writes.barrier = seq;
+    }
+  }
+
+  /** True when a write's reply must wait for the other workers (./shared-writes.ts). */
+  get holdsReplies(): boolean {
+    return this.shared !== null && this.mode === 'global';
   }
 
   /** The sequence number of the latest write a read of `keys` (from {@link requestKeys}) must see. */
@@ -105,7 +132,9 @@ export class CausalReads {
    */
   setMode(mode: CausalMode): void {
     if (mode === this.mode) return;
-    if (mode === 'global') this.writes.barrier = this.progress.acked;
+    // With workers, writes acknowledged by the others before now are not in the table
+    // either: a new number makes reads wait for a master offset sampled after now.
+    if (mode === 'global') this.writes.barrier = this.shared !== null ? this.progress.writeAcked() : this.progress.acked;
     this.mode = mode;
   }
 

@@ -23,7 +23,11 @@ import { PROXY_VERSION } from '../version.js';
 import { ClientServer, describeTls } from './client-server.js';
 import { DenyList } from './deny-list.js';
 import { RedisUsers } from './redis-users.js';
+import type { PeerOp } from '../cluster/messages.js';
+import type { Peers } from '../cluster/peers.js';
 import { CausalReads } from '../consistency/causal-reads.js';
+import { BUCKET_ALL, SharedWrites } from '../consistency/shared-writes.js';
+import { killMatching, listLines, type ClientFilter } from '../session/client-command.js';
 import { ListenerStats } from '../metrics/stats.js';
 import { SentinelWatcher } from '../topology/sentinel.js';
 import { addressOf, nodeKey, resolveTopology, type DiscoveredTopology, type Topology } from '../topology/topology.js';
@@ -41,6 +45,8 @@ export interface ProxyStatus {
   /** Reloads applied (in full or in part) and reloads that failed (an invalid file, or a listener's change). */
   readonly reloads: number;
   readonly reloadFailures: number;
+  /** The other worker processes (src/cluster/), or null when the proxy runs one process. */
+  readonly peers: Peers | null;
 }
 
 export class Listener implements SessionContext {
@@ -133,6 +139,13 @@ export class Listener implements SessionContext {
       inRotation: () => router.replicasInRotation,
     };
     this.causal = new CausalReads(config.causalReads, nodes, config.healthCheckInterval);
+    const peers = status.peers;
+    if (peers !== null) {
+      this.causal.shared = new SharedWrites(peers, () => this.config.name);
+      // Writes the other workers acknowledged before this listener existed are not known
+      // here: reads wait for a master offset sampled from now on.
+      this.causal.peerWrites([BUCKET_ALL]);
+    }
     // Read through `this`: the master moves with the topology, and a reload changes the timeout.
     const listener = this;
     this.redisUsers = new RedisUsers({
@@ -164,6 +177,8 @@ export class Listener implements SessionContext {
       onStateChange: (n, before) => {
         if (n.retired) return;
         this.router.rebuild();
+        // The other workers check at once too: a node is down for all of them within a round trip.
+        this.status.peers?.tell('health', this.config.name, null);
         if (before !== 'down' || !n.reachable || this.port === 0) return;
         // A master that comes back (or was down at start) may know commands the table lacks.
         if (n === this.master) void this.learnFromMaster();
@@ -377,6 +392,43 @@ export class Listener implements SessionContext {
     await Promise.all([...this.nodes, ...this.retiring].map((n) => n.close()));
   }
 
+  get peers(): Peers | null {
+    return this.status.peers;
+  }
+
+  /**
+   * Runs another worker's request for this listener (src/cluster/peers.ts):
+   * - `list` (a ClientFilter): CLIENT LIST lines of the sessions it names, with their ids;
+   * - `kill` (a ClientFilter): closes the sessions it names; how many;
+   * - `lease` ({id, redirect}): the node's client id of session `id`'s lease, -1 without
+   *   one, -2 no such session here; with `redirect`, the session takes a lease for it
+   *   (CLIENT TRACKING REDIRECT) and the promise resolves once it has one;
+   * - `health`: a health round now (another worker saw a node change state);
+   * - `writes` (key buckets): writes another worker acknowledged (causal reads).
+   */
+  peerRequest(op: PeerOp, arg: unknown): unknown {
+    switch (op) {
+      case 'list':
+        return listLines(this.sessions, arg as ClientFilter);
+      case 'kill':
+        return killMatching(this.sessions, arg as ClientFilter, null);
+      case 'lease': {
+        const { id, redirect } = arg as { id: number; redirect: boolean };
+        const session = this.byId.get(id);
+        if (session === undefined) return -2;
+        return redirect ? session.leaseForRemoteRedirect() : session.leaseClientId;
+      }
+      case 'health':
+        if (!this.closing && this.port !== 0) void this.checkHealth();
+        return undefined;
+      case 'writes':
+        this.causal.peerWrites(arg as number[]);
+        return 1;
+      case 'ready':
+        return undefined;
+    }
+  }
+
   get serverVersion(): string {
     return this.master.serverVersion;
   }
@@ -388,6 +440,7 @@ export class Listener implements SessionContext {
   onSessionClosed(session: Session): void {
     this.sessions.delete(session);
     this.byId.delete(session.id);
+    this.status.peers?.sessionsChanged(this.config.name, this.sessions.size);
     if (this.sessions.size === 0) for (const w of this.closedWaiters.splice(0)) w();
   }
 
@@ -412,13 +465,25 @@ export class Listener implements SessionContext {
       ...(this.config.authentication === 'redis'
         ? [`redis_users:${this.redisUsers.size}`, `redis_default_needs_password:${this.redisUsers.defaultNeedsPassword ? 1 : 0}`]
         : []),
-      `sessions:${this.sessions.size}`,
+      ...this.workerInfo(),
       ...(sentinel === undefined
         ? []
         : [`sentinel_master_name:${sentinel.masterName}`, `sentinel_in_use:${this.watcher?.sentinel || 'none'}`]),
       `master_role:${this.master.health.role || 'unknown'}`,
       ...nodes,
     ].join('\r\n');
+  }
+
+  /** INFO proxy's session count: with workers, every worker's, and which worker answers. */
+  private workerInfo(): string[] {
+    const peers = this.status.peers;
+    if (peers === null) return [`sessions:${this.sessions.size}`];
+    return [
+      `sessions:${this.sessions.size + peers.otherSessions(this.config.name)}`,
+      `worker:${peers.worker}`,
+      `workers:${peers.workers}`,
+      `worker_sessions:${this.sessions.size}`,
+    ];
   }
 
   sendToReplicas(args: Buffer[]): void {
@@ -438,6 +503,7 @@ export class Listener implements SessionContext {
     const session = new Session(socket, this);
     this.sessions.add(session);
     this.byId.set(session.id, session);
+    this.status.peers?.sessionsChanged(this.config.name, this.sessions.size);
   }
 
   /**

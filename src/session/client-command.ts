@@ -25,31 +25,84 @@ function sessionType(s: ClientView): string {
   return s.describe().flags.includes('P') ? 'pubsub' : 'normal';
 }
 
-/** CLIENT LIST [TYPE type] [ID id ...] */
+/**
+ * Which clients a CLIENT LIST or CLIENT KILL names, as plain data: it also goes to the
+ * other workers (src/cluster/), which answer for their own sessions.
+ */
+export interface ClientFilter {
+  ids?: number[];
+  type?: string;
+  addr?: string;
+  laddr?: string;
+  user?: string;
+  /** SKIPME yes: the id of the client that asked (it is never killed). */
+  skipId?: number;
+}
+
+/** True when `x` is one of the clients `filter` names. */
+export function matchesFilter(x: ClientView, filter: ClientFilter): boolean {
+  return (
+    (filter.ids === undefined || filter.ids.includes(x.id)) &&
+    (filter.type === undefined || sessionType(x) === filter.type) &&
+    (filter.addr === undefined || x.address === filter.addr) &&
+    (filter.laddr === undefined || x.localAddress === filter.laddr) &&
+    (filter.user === undefined || x.user === filter.user) &&
+    x.id !== filter.skipId
+  );
+}
+
+const CLIENT_TYPES = ['normal', 'master', 'replica', 'slave', 'pubsub'];
+
+/** CLIENT LIST's lines of the clients `filter` names among `sessions`, with their ids (for ordering). */
+export function listLines(sessions: Iterable<ClientView>, filter: ClientFilter): Array<[number, string]> {
+  const lines: Array<[number, string]> = [];
+  for (const x of sessions) if (matchesFilter(x, filter)) lines.push([x.id, `${clientInfoLine(x)}\n`]);
+  return lines;
+}
+
+/**
+ * Closes the clients `filter` names among `sessions` (another at once; `self` after its
+ * pending replies, as Redis does); returns how many.
+ */
+export function killMatching(sessions: Iterable<ClientView>, filter: ClientFilter, self: ClientView | null): number {
+  const victims = [...sessions].filter((x) => matchesFilter(x, filter));
+  for (const v of victims) {
+    if (v === self) v.closeAfterReplies();
+    else v.close('killed by CLIENT KILL');
+  }
+  return victims.length;
+}
+
+/** CLIENT LIST [TYPE type] [ID id ...]: this listener's clients in every worker, by id. */
 export function clientList(s: LocalSession, req: RequestView): void {
-  let sessions = [...s.ctx.sessions];
+  const filter: ClientFilter = {};
   let i = 2;
   while (i < req.argc) {
     if (req.argIs(i, 'type') && i + 1 < req.argc) {
       const type = req.argString(i + 1).toLowerCase();
-      if (!['normal', 'master', 'replica', 'slave', 'pubsub'].includes(type)) {
-        return s.replyError(`ERR Unknown client type '${req.argString(i + 1)}'`);
-      }
-      sessions = sessions.filter((x) => sessionType(x) === type);
+      if (!CLIENT_TYPES.includes(type)) return s.replyError(`ERR Unknown client type '${req.argString(i + 1)}'`);
+      filter.type = type;
       i += 2;
     } else if (req.argIs(i, 'id') && i + 1 < req.argc) {
-      const ids = new Set<number>();
+      const ids: number[] = [];
       for (i++; i < req.argc; i++) {
         const id = Number(req.argString(i));
         if (!Number.isInteger(id) || id <= 0) return s.replyError('ERR Invalid client ID');
-        ids.add(id);
+        ids.push(id);
       }
-      sessions = sessions.filter((x) => ids.has(x.id));
+      filter.ids = ids;
     } else {
       return s.replyError('ERR syntax error');
     }
   }
-  s.reply(encodeBulk(sessions.map((x) => `${clientInfoLine(x)}\n`).join('')));
+  const lines = listLines(s.ctx.sessions, filter);
+  const answer = (others: unknown[]): void => {
+    for (const more of others) if (Array.isArray(more)) lines.push(...(more as Array<[number, string]>));
+    lines.sort((a, b) => a[0] - b[0]);
+    s.reply(encodeBulk(lines.map((l) => l[1]).join('')));
+  };
+  const peers = s.ctx.peers;
+  if (peers === null || !s.answerLater(peers.ask('list', s.ctx.config.name, filter), answer)) answer([]);
 }
 
 /** CLIENT INFO */
@@ -57,52 +110,56 @@ export function clientInfo(s: LocalSession): void {
   s.reply(encodeBulk(`${clientInfoLine(s)}\n`));
 }
 
-/** CLIENT KILL ip:port | CLIENT KILL [ID id] [TYPE type] [USER name] [ADDR ip:port] [LADDR ip:port] [SKIPME yes|no] */
+/**
+ * CLIENT KILL ip:port | CLIENT KILL [ID id] [TYPE type] [USER name] [ADDR ip:port]
+ * [LADDR ip:port] [SKIPME yes|no]: this listener's clients in every worker.
+ */
 export function clientKill(s: LocalSession, req: RequestView): void {
-  if (req.argc === 3) {
-    const addr = req.argString(2);
-    const victim = [...s.ctx.sessions].find((x) => x.address === addr);
-    if (victim === undefined) return s.replyError('ERR No such client');
-    s.reply(OK);
-    kill(s, victim);
-    return;
-  }
-  if (req.argc < 3 || req.argc % 2 !== 0) return s.replyError('ERR syntax error');
-  const tests: Array<(x: ClientView) => boolean> = [];
-  let skipMe = true;
-  for (let i = 2; i < req.argc; i += 2) {
-    const value = req.argString(i + 1);
-    if (req.argIs(i, 'id')) {
-      const id = Number(value);
-      if (!Number.isInteger(id) || id <= 0) return s.replyError('ERR client-id should be greater than 0');
-      tests.push((x) => x.id === id);
-    } else if (req.argIs(i, 'type')) {
-      const type = value.toLowerCase();
-      if (!['normal', 'master', 'replica', 'slave', 'pubsub'].includes(type)) return s.replyError(`ERR Unknown client type '${value}'`);
-      tests.push((x) => sessionType(x) === type);
-    } else if (req.argIs(i, 'addr')) {
-      tests.push((x) => x.address === value);
-    } else if (req.argIs(i, 'laddr')) {
-      tests.push((x) => x.localAddress === value);
-    } else if (req.argIs(i, 'user')) {
-      tests.push((x) => x.user === value);
-    } else if (req.argIs(i, 'skipme')) {
-      if (value.toLowerCase() === 'yes') skipMe = true;
-      else if (value.toLowerCase() === 'no') skipMe = false;
-      else return s.replyError('ERR syntax error');
-    } else {
-      return s.replyError('ERR syntax error');
+  const filter: ClientFilter = {};
+  const old = req.argc === 3;
+  if (old) {
+    filter.addr = req.argString(2);
+  } else {
+    if (req.argc < 3 || req.argc % 2 !== 0) return s.replyError('ERR syntax error');
+    let skipMe = true;
+    for (let i = 2; i < req.argc; i += 2) {
+      const value = req.argString(i + 1);
+      if (req.argIs(i, 'id')) {
+        const id = Number(value);
+        if (!Number.isInteger(id) || id <= 0) return s.replyError('ERR client-id should be greater than 0');
+        filter.ids = [id]; // given twice, the last one counts, as in Redis
+      } else if (req.argIs(i, 'type')) {
+        const type = value.toLowerCase();
+        if (!CLIENT_TYPES.includes(type)) return s.replyError(`ERR Unknown client type '${value}'`);
+        filter.type = type;
+      } else if (req.argIs(i, 'addr')) {
+        filter.addr = value;
+      } else if (req.argIs(i, 'laddr')) {
+        filter.laddr = value;
+      } else if (req.argIs(i, 'user')) {
+        filter.user = value;
+      } else if (req.argIs(i, 'skipme')) {
+        if (value.toLowerCase() === 'yes') skipMe = true;
+        else if (value.toLowerCase() === 'no') skipMe = false;
+        else return s.replyError('ERR syntax error');
+      } else {
+        return s.replyError('ERR syntax error');
+      }
     }
+    if (skipMe) filter.skipId = s.id;
   }
-  const victims = [...s.ctx.sessions].filter((x) => !(skipMe && x === s) && tests.every((t) => t(x)));
-  s.reply(encodeInteger(victims.length));
-  for (const v of victims) kill(s, v);
-}
-
-/** Closes another session at once, or this one after its pending replies (as Redis does for itself). */
-function kill(self: LocalSession, victim: ClientView): void {
-  if (victim === self) self.closeAfterReplies();
-  else victim.close('killed by CLIENT KILL');
+  // The others first, so that the reply (before this session closes, if it is named) is written.
+  const others = [...s.ctx.sessions].filter((x) => x !== s);
+  let killed = killMatching(others, filter, null);
+  const answer = (counts: unknown[]): void => {
+    for (const n of counts) if (typeof n === 'number') killed += n;
+    const me = matchesFilter(s, filter) ? 1 : 0;
+    if (old && killed + me === 0) return s.replyError('ERR No such client');
+    s.reply(old ? OK : encodeInteger(killed + me));
+    if (me === 1) s.closeAfterReplies();
+  };
+  const peers = s.ctx.peers;
+  if (peers === null || !s.answerLater(peers.ask('kill', s.ctx.config.name, filter), answer)) answer([]);
 }
 
 /** CLIENT NO-EVICT on|off and CLIENT NO-TOUCH on|off: accepted per session; they do not reach the shared connections. */

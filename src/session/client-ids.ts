@@ -9,6 +9,23 @@ import { encodeCommand } from '../protocol/resp.js';
 import type { RequestView } from '../protocol/request-parser.js';
 import { parseRedisInteger } from './local-commands.js';
 
+let nextLocalId = 1;
+let source: (() => number) | null = null;
+
+/**
+ * A new session id (CLIENT ID): 1, 2, 3, … in one process; with workers, from the block
+ * of ids the primary gave this worker (src/cluster/peers.ts), so no two clients of the
+ * proxy ever share one.
+ */
+export function newClientId(): number {
+  return source !== null ? source() : nextLocalId++;
+}
+
+/** Where session ids come from from now on (a worker's blocks); null: this process counts alone. */
+export function useClientIds(next: (() => number) | null): void {
+  source = next;
+}
+
 /** A session as far as its id is concerned: the node's id of its lease, or -1 without one. */
 export interface IdTarget {
   readonly leaseClientId: number;

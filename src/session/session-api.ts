@@ -4,6 +4,7 @@
  * the command handlers depend on the interfaces only, so the session can import them
  * without an import cycle.
  */
+import type { Peers } from '../cluster/peers.js';
 import type { ListenerConfig } from '../config/types.js';
 import type { ListenerStats } from '../metrics/stats.js';
 
@@ -46,6 +47,8 @@ export interface LocalContext {
   readonly sessions: Iterable<ClientView>;
   /** The listener's counters (src/metrics/stats.ts). */
   readonly stats: ListenerStats;
+  /** The other worker processes (src/cluster/), or null when the proxy runs one process. */
+  readonly peers: Peers | null;
 }
 
 /** The session a local command runs for. */
@@ -68,6 +71,13 @@ export interface LocalSession extends ClientView {
    * See https://redis.io/docs/latest/commands/auth/
    */
   loginRedisUser(username: string | null, password: string, done: (error: string | null) => void): void;
+  /**
+   * Answers the current request once `pending` settles: `done` gets its value and
+   * answers (the reply keeps its place; the session reads no further request meanwhile).
+   * @returns false when the answer cannot wait (a local command run at EXEC): the caller
+   *   answers now with what it has
+   */
+  answerLater<T>(pending: Promise<T>, done: (value: T) => void): boolean;
   /** Answers the current request, in request order. */
   reply(buf: Buffer): void;
   /** Answers the current request with an error; `message` carries its prefix (`ERR ...`). */

@@ -67,7 +67,7 @@ import type { Router } from '../routing/router.js';
 import type { DenyList } from '../server/deny-list.js';
 import type { RedisUsers } from '../server/redis-users.js';
 import type { CausalReads } from '../consistency/causal-reads.js';
-import { redirectArg, redirectTarget, unblockRequest, withClientId } from './client-ids.js';
+import { newClientId, redirectArg, redirectTarget, unblockRequest, withClientId } from './client-ids.js';
 import { SessionWrites } from './session-writes.js';
 import {
   ERROR_AUTH,
@@ -174,12 +174,13 @@ const CROSS_SESSION = new Set(['client|list', 'client|kill']);
 /** The replicated no-op that carries a session's replication offset onto its WAIT connection. */
 const WAIT_MARKER = encodeCommand(['PUBLISH', '__redis-proxy__:wait', '']);
 const DISCARD = encodeCommand(['DISCARD']);
+/** What {@link Session.remoteLeaseId} answers when no worker serves the session named. */
+const REMOTE_NO_SESSION = -2;
 const EXECABORT = 'EXECABORT Transaction discarded because of previous errors.';
 
-let nextSessionId = 1;
 
 export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSession, TransactionHost {
-  readonly id = nextSessionId++;
+  readonly id = newClientId();
   readonly createdAt = Date.now();
   /** Selected database. */
   db = 0;
@@ -223,8 +224,11 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
   private identity: BackendIdentity | null;
   /** EXEC's reply must be applied before the next request (the transaction changed connection state). */
   private awaitingExec = false;
-  /** A login or a permission is being checked by the master: no further request is dispatched until it is answered. */
-  private loginPending = false;
+  /**
+   * A login or a permission is being checked by the master, or a local command waits for
+   * the other workers' answers: no further request is dispatched until it is answered.
+   */
+  private localPending = false;
   /** The master's verdict on a CROSS_SESSION command about to be re-dispatched: '' permitted, else the error to reply. */
   private verdict: { readonly name: string; readonly error: string } | null = null;
   /** SCRIPT LOAD / FLUSH sent as a Redis user (SLOT_FANOUT): their arguments, for the replicas once the master accepted them. */
@@ -240,7 +244,13 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
   /** The session whose lease this one asked for, to REDIRECT tracking to it. */
   private redirectAsked: Session | null = null;
   /** Sessions waiting for this one's lease (their CLIENT TRACKING REDIRECT names it). */
-  private redirectWaiters: Session[] = [];
+  private redirectWaiters: Array<{ wake(): void }> = [];
+  /**
+   * A session id asked of the other workers (CLIENT UNBLOCK, CLIENT TRACKING REDIRECT on
+   * a session another worker serves): `clientId` null while asked, then their answer
+   * (see {@link remoteLeaseId}).
+   */
+  private remoteAsk: { id: number; redirect: boolean; clientId: number | null } | null = null;
   /** While a transaction's local command runs at EXEC: its replies are captured here. */
   private capture: Buffer[] | null = null;
   private phase = OPEN;
@@ -348,6 +358,19 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     return this.ctx.config.authentication === 'redis' ? this.ctx.redisUsers.anonymous : null;
   }
 
+  answerLater<T>(pending: Promise<T>, done: (value: T) => void): boolean {
+    // A transaction's local commands run at once when EXEC's reply arrives: nothing can wait there.
+    if (this.capture !== null) return false;
+    this.localPending = true;
+    void pending.then((value) => {
+      this.localPending = false;
+      if (this.phase === CLOSED) return;
+      done(value);
+      this.wake();
+    });
+    return true;
+  }
+
   loginRedisUser(username: string | null, password: string, done: (error: string | null) => void): void {
     this.servedBy = SERVED_BY_PROXY;
     if (this.capture !== null) {
@@ -355,9 +378,9 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
       done(HELLO_SECOND_AUTH_IN_MULTI);
       return;
     }
-    this.loginPending = true;
+    this.localPending = true;
     void this.ctx.redisUsers.login(username, password).then((outcome) => {
-      this.loginPending = false;
+      this.localPending = false;
       if (this.phase === CLOSED) return;
       if (outcome.ok) {
         this.runAs(outcome.identity, false);
@@ -420,7 +443,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     if (this.phase !== OPEN) return true;
     // A transaction that changed connection state: its EXEC's reply settles the state first;
     // a login: the master's answer says who the next request runs as.
-    if (this.awaitingExec || this.loginPending) return false;
+    if (this.awaitingExec || this.localPending) return false;
     let cmd = lookupCommandBytes(req.buf, req.starts[0]!, req.ends[0]!);
     if (cmd !== undefined && cmd.subcommands !== null && req.argc > 1) cmd = resolveSubcommand(cmd, req.argString(1));
     if (cmd !== undefined) this.lastCommand = cmd.name;
@@ -561,7 +584,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
       return verdict.error;
     }
     const user = this.identity!.username;
-    this.loginPending = true;
+    this.localPending = true;
     void this.ctx.master.call('ACL', 'DRYRUN', user, ...req.args().map((a) => Buffer.from(a))).then(
       (answer) => {
         const text = String(answer);
@@ -571,7 +594,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
         this.verdict = { name, error: permissionUncheckedText(user, name, err.message) };
       },
     ).finally(() => {
-      this.loginPending = false;
+      this.localPending = false;
       this.wake();
     });
     return null;
@@ -1124,9 +1147,15 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
   private trackingRequest(req: RequestView): Buffer | false | null {
     const arg = redirectArg(req);
     if (arg < 0) return req.raw();
-    const target = this.ctx.sessionById(parseRedisInteger(req.argString(arg)));
+    const targetId = parseRedisInteger(req.argString(arg));
+    const target = this.ctx.sessionById(targetId);
     if (target === undefined) {
-      this.replyError(NO_REDIRECT_TARGET);
+      // Maybe a session of another worker: its lease's id (it takes one for this), if any.
+      const remote = this.remoteLeaseId(targetId, true);
+      if (remote === undefined) return false;
+      if (remote >= 0) return withClientId(req, arg, remote);
+      if (remote === REMOTE_NO_SESSION) this.replyError(NO_REDIRECT_TARGET);
+      else this.replyError(noConnectionText(this.ctx.master.label, 'the REDIRECT target could not lease a connection'));
       return null;
     }
     const clientId = target.leaseClientId;
@@ -1149,10 +1178,56 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
    * keeps it) so that the node has a connection to send invalidations to; `waiter` is
    * woken when the lease is there or could not be had.
    */
-  leaseForRedirect(waiter: Session): void {
+  leaseForRedirect(waiter: { wake(): void }): void {
     this.state |= STATE_REDIRECT_TARGET;
     if (!this.redirectWaiters.includes(waiter)) this.redirectWaiters.push(waiter);
     this.channel.acquire(true);
+  }
+
+  /**
+   * Another worker's session names this one as its tracking REDIRECT target: resolves
+   * with this session's lease id once it has a lease (taken for that, and kept), or -1
+   * when none could be had.
+   */
+  leaseForRemoteRedirect(): Promise<number> {
+    return new Promise((resolve) => {
+      const waiter = {
+        wake: (): void => {
+          if (this.leaseClientId >= 0) resolve(this.leaseClientId);
+          else if (this.phase === CLOSED || !this.channel.acquiringLease) resolve(-1);
+          else this.leaseForRedirect(waiter);
+        },
+      };
+      this.leaseForRedirect(waiter);
+      if (this.leaseClientId >= 0) waiter.wake();
+    });
+  }
+
+  /**
+   * The node's client id of the lease of session `id` that another worker serves (with
+   * `redirect`, that session takes a lease for it if it has none), for CLIENT UNBLOCK and
+   * CLIENT TRACKING REDIRECT. Undefined while the other workers are asked: the request
+   * stalls, and runs again once they have answered. Else the id, -1 (no lease) or
+   * REMOTE_NO_SESSION (no worker has that session, or the proxy runs one process).
+   */
+  private remoteLeaseId(id: number, redirect: boolean): number | undefined {
+    const peers = this.ctx.peers;
+    if (peers === null || Number.isNaN(id)) return REMOTE_NO_SESSION;
+    const asked = this.remoteAsk;
+    if (asked !== null && asked.id === id && asked.redirect === redirect) {
+      if (asked.clientId === null) return undefined;
+      this.remoteAsk = null;
+      return asked.clientId;
+    }
+    const lookup: { id: number; redirect: boolean; clientId: number | null } = { id, redirect, clientId: null };
+    this.remoteAsk = lookup;
+    void peers.ask('lease', this.ctx.config.name, { id, redirect }).then((answers) => {
+      let best = REMOTE_NO_SESSION;
+      for (const a of answers) if (typeof a === 'number' && a > best) best = a;
+      lookup.clientId = best;
+      this.wake();
+    });
+    return undefined;
   }
 
   /** CLIENT UNBLOCK <session id> [TIMEOUT | ERROR]: sent with the id translated, never as given. */
@@ -1163,11 +1238,21 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
       return this.sendToMaster(req, 0);
     }
     const target = this.ctx.sessionById(id);
-    if (target === undefined || target.leaseClientId < 0) {
+    let bytes: Buffer;
+    if (target === undefined) {
+      const remote = this.remoteLeaseId(id, false);
+      if (remote === undefined) return false;
+      if (remote < 0) {
+        this.reply(encodeInteger(0));
+        return true;
+      }
+      bytes = withClientId(req, 2, remote);
+    } else if (target.leaseClientId < 0) {
       this.reply(encodeInteger(0));
       return true;
+    } else {
+      bytes = unblockRequest(req, this.lookupSession)!;
     }
-    const bytes = unblockRequest(req, this.lookupSession)!;
     return this.sendBytesToMaster(bytes, 0, bytes.length, 0);
   }
 
@@ -1259,7 +1344,17 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
       this.fill(slot, reply, 0, reply.length);
       return;
     }
+    if (flags & SLOT_WRITE && buf[start] !== 0x2d && this.ctx.causal.holdsReplies) {
+      // Workers: the acknowledgement waits until every other worker knows of the write.
+      this.ctx.causal.shared!.hold(this, slot, Buffer.from(buf.subarray(start, end)));
+      return;
+    }
     this.fill(slot, buf, start, end);
+  }
+
+  /** A write's reply held until the other workers recorded the write (src/consistency/shared-writes.ts). */
+  releaseHeld(slot: unknown, reply: Buffer): void {
+    if (this.phase !== CLOSED) this.fill(slot as ReplySlot, reply, 0, reply.length);
   }
 
   onSlotError(slot: ReplySlot, failure: BackendFailure): void {
