@@ -481,6 +481,7 @@ export class Listener implements SessionContext {
     return [
       `sessions:${this.sessions.size + peers.otherSessions(this.config.name)}`,
       `worker:${peers.worker}`,
+      `worker_pid:${process.pid}`,
       `workers:${peers.workers}`,
       `worker_sessions:${this.sessions.size}`,
     ];
