@@ -90,8 +90,23 @@ export async function startProxy(config: ProxyConfig, logger: Logger, options: S
   // Made with the first admin server: prom-client's default metrics run timers of their own.
   let registry: Registry | null = null;
   let admin: AdminServer | null = null;
-  /** Starts, moves or stops the admin server for `wanted`; requests are timed only while it runs. */
+  /**
+   * Starts, moves or stops the admin server for `wanted`; requests are timed only while it
+   * runs. A worker (src/cluster/) serves none: the primary does, with every worker's
+   * metrics (prom-client's AggregatorRegistry asks each for its registry).
+   */
   const applyAdmin = async (wanted: AdminConfig | undefined): Promise<void> => {
+    if (peers !== null) {
+      if (wanted !== undefined && registry === null) {
+        const [{ createRegistry }, { AggregatorRegistry }] = await Promise.all([import('./admin/metrics.js'), import('prom-client')]);
+        registry = createRegistry(() => listeners, status);
+        // Constructing one is what makes prom-client answer the primary's requests in a worker.
+        new AggregatorRegistry();
+        AggregatorRegistry.setRegistries([registry]);
+      }
+      setTiming(wanted !== undefined);
+      return;
+    }
     if (admin !== null && (wanted === undefined || wanted.listen !== admin.config.listen || wanted.bind !== admin.config.bind)) {
       await admin.close();
       admin = null;
@@ -99,8 +114,15 @@ export async function startProxy(config: ProxyConfig, logger: Logger, options: S
     if (wanted !== undefined && admin === null) {
       // Loaded only when asked for: prom-client costs memory and timers a proxy without admin does not need.
       const [{ createRegistry }, { AdminServer }] = await Promise.all([import('./admin/metrics.js'), import('./admin/server.js')]);
-      registry ??= createRegistry(() => listeners, status);
-      const server = new AdminServer(wanted, () => listeners, registry, logger);
+      const own = (registry ??= createRegistry(() => listeners, status));
+      const server = new AdminServer(
+        wanted,
+        {
+          metrics: async () => ({ contentType: own.contentType, text: await own.metrics() }),
+          readiness: async () => listeners.map((l) => l.readiness()),
+        },
+        logger,
+      );
       await server.start();
       admin = server;
     }
@@ -192,6 +214,7 @@ export async function startProxy(config: ProxyConfig, logger: Logger, options: S
       status.reloadResult = `failed: ${reason}`;
     },
     peerRequest(op: PeerOp, listener: string, arg: unknown): unknown {
+      if (op === 'ready') return listeners.map((l) => l.readiness());
       return listeners.find((l) => l.config.name === listener)?.peerRequest(op, arg);
     },
     close(timeoutMs = status.shutdownTimeout): Promise<void> {

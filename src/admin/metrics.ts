@@ -31,18 +31,25 @@ interface ScrapedMetric {
   name: string;
   help: string;
   type: MetricKind;
-  aggregator: 'sum';
-  get(): { name: string; help: string; type: MetricKind; aggregator: 'sum'; values: Values };
+  aggregator: Aggregator;
+  get(): { name: string; help: string; type: MetricKind; aggregator: Aggregator; values: Values };
 }
 
-function metric(name: string, help: string, type: MetricKind, values: () => Values): ScrapedMetric {
+/**
+ * How the primary combines one metric's samples from every worker (`workers` > 1,
+ * prom-client's AggregatorRegistry): counts add up; a node is up or in the rotation only
+ * if every worker says so (`min`); lags and the config generation take the highest.
+ */
+type Aggregator = 'sum' | 'min' | 'max';
+
+function metric(name: string, help: string, type: MetricKind, values: () => Values, aggregator: Aggregator = 'sum'): ScrapedMetric {
   return {
     name,
     help,
     type,
-    aggregator: 'sum',
+    aggregator,
     get() {
-      return { name, help, type, aggregator: 'sum', values: values() };
+      return { name, help, type, aggregator, values: values() };
     },
   };
 }
@@ -149,18 +156,21 @@ export function createRegistry(listeners: () => readonly Listener[], status: Pro
       'Whether the node is up (1), or down, unresponsive or busy (0).',
       'gauge',
       perNode((n, labels) => [{ labels, value: n.state === 'up' ? 1 : 0 }]),
+      'min',
     ),
     metric(
       'redis_proxy_node_in_rotation',
       'Whether the replica serves reads now (1) or not (0).',
       'gauge',
       perNode((n, labels, l) => (n.role === 'replica' ? [{ labels, value: l.router.healthyReplicas.includes(n) ? 1 : 0 }] : [])),
+      'min',
     ),
     metric(
       'redis_proxy_replica_lag_seconds',
       'Seconds since the master last heard from the replica (the master\'s INFO lag=); absent when unknown.',
       'gauge',
       perNode((n, labels) => (n.role === 'replica' && n.lag >= 0 ? [{ labels, value: n.lag }] : [])),
+      'max',
     ),
     metric(
       'redis_proxy_replica_lag_bytes',
@@ -171,6 +181,7 @@ export function createRegistry(listeners: () => readonly Listener[], status: Pro
         if (n.role !== 'replica' || !master.reachable || n.health.role !== 'slave' || !n.health.linkUp) return [];
         return [{ labels, value: Math.max(0, master.health.replOffset - n.health.replOffset) }];
       }),
+      'max',
     ),
     metric(
       'redis_proxy_dedicated_connections',
@@ -184,13 +195,23 @@ export function createRegistry(listeners: () => readonly Listener[], status: Pro
         ];
       }),
     ),
-    metric('redis_proxy_config_generation', 'Config generation: 1 at start, +1 per reload applied.', 'gauge', () => [
-      { labels: {}, value: status.generation },
-    ]),
-    metric('redis_proxy_config_reloads_total', 'Config reloads, by result.', 'counter', () => [
-      { labels: { result: 'ok' }, value: status.reloads - status.reloadFailures },
-      { labels: { result: 'failed' }, value: status.reloadFailures },
-    ]),
+    metric(
+      'redis_proxy_config_generation',
+      'Config generation: 1 at start, +1 per reload applied.',
+      'gauge',
+      () => [{ labels: {}, value: status.generation }],
+      'max',
+    ),
+    metric(
+      'redis_proxy_config_reloads_total',
+      'Config reloads, by result.',
+      'counter',
+      () => [
+        { labels: { result: 'ok' }, value: status.reloads - status.reloadFailures },
+        { labels: { result: 'failed' }, value: status.reloadFailures },
+      ],
+      'max',
+    ),
   ];
   for (const m of metrics) registry.registerMetric(m as unknown as Parameters<Registry['registerMetric']>[0]);
   return registry;

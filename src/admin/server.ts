@@ -9,12 +9,10 @@
  * - Other paths: 404. Methods other than GET and HEAD: 405 (with `Allow: GET, HEAD`).
  */
 import http from 'node:http';
-import type { Registry } from 'prom-client';
 import type { AdminConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
-import type { Listener } from '../server/listener.js';
 
-/** What `/readyz` says of one listener. */
+/** What `/readyz` says of one listener (Listener.readiness). */
 export interface ListenerReadiness {
   name: string;
   port: number;
@@ -23,20 +21,12 @@ export interface ListenerReadiness {
   problem: string;
 }
 
-/**
- * Whether a listener can serve: its master is reachable (up, or slow: slow is not down)
- * and reports itself a master, and, with readPolicy `replica`, some replica is in the
- * read rotation (else its reads fail).
- */
-export function readiness(l: Listener): ListenerReadiness {
-  const master = l.master;
-  let problem = '';
-  if (!master.reachable) problem = `${master.label} is down (${master.health.error || 'unreachable'})`;
-  else if (master.health.role === 'slave') problem = `${master.label} reports role:slave`;
-  else if (l.config.readPolicy === 'replica' && l.router.healthyReplicas.length === 0) {
-    problem = 'no replica is in the read rotation (readPolicy "replica")';
-  }
-  return { name: l.config.name, port: l.port, ready: problem === '', problem };
+/** Where the admin server's answers come from: this process's listeners, or every worker's (src/cluster/primary.ts). */
+export interface AdminSource {
+  /** The Prometheus text and its content type. */
+  metrics(): Promise<{ contentType: string; text: string }>;
+  /** Each listener's readiness. */
+  readiness(): Promise<ListenerReadiness[]>;
 }
 
 export class AdminServer {
@@ -44,14 +34,10 @@ export class AdminServer {
   /** The port actually listened on (0 until started). */
   port = 0;
 
-  /**
-   * @param listeners the listeners now (a reload changes them)
-   * @param registry the metrics registry (./metrics.ts)
-   */
+  /** @param source the metrics and readiness served (./metrics.ts and the listeners, or every worker's) */
   constructor(
     readonly config: AdminConfig,
-    private readonly listeners: () => readonly Listener[],
-    private readonly registry: Registry,
+    private readonly source: AdminSource,
     private readonly logger: Logger,
   ) {
     this.server = http.createServer((req, res) => void this.handle(req, res));
@@ -92,14 +78,16 @@ export class AdminServer {
     const path = (req.url ?? '/').split('?')[0];
     try {
       switch (path) {
-        case '/metrics':
-          send(200, this.registry.contentType, await this.registry.metrics());
+        case '/metrics': {
+          const { contentType, text } = await this.source.metrics();
+          send(200, contentType, text);
           return;
+        }
         case '/healthz':
           send(200, 'text/plain; charset=utf-8', 'ok\n');
           return;
         case '/readyz': {
-          const listeners = this.listeners().map(readiness);
+          const listeners = await this.source.readiness();
           const ready = listeners.every((l) => l.ready);
           send(ready ? 200 : 503, 'application/json', `${JSON.stringify({ ready, listeners })}\n`);
           return;

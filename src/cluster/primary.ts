@@ -16,8 +16,10 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { ConfigError, loadConfig, type LogLevel, type ProxyConfig } from '../config/index.js';
+import type { AdminServer, ListenerReadiness } from '../admin/server.js';
+import type { AdminConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
-import { ENV_WORKER, ENV_WORKERS, ID_BLOCK, type PrimaryMessage, type WorkerMessage } from './messages.js';
+import { ENV_WORKER, ENV_WORKERS, ID_BLOCK, type PeerOp, type PrimaryMessage, type WorkerMessage } from './messages.js';
 
 /** Restart pauses (ms): the first, and the longest while a worker keeps failing soon after starting. */
 const RESTART_MIN_MS = 100;
@@ -27,7 +29,8 @@ const STABLE_MS = 10_000;
 
 /** One request fanned out to the other workers, waiting for their answers. */
 interface Fanout {
-  origin: Worker;
+  /** The worker that asked, or a function of the primary's own (the admin server's readiness). */
+  origin: Worker | ((results: unknown[]) => void);
   /** The origin's own request id. */
   rid: number;
   waiting: Set<Worker>;
@@ -82,12 +85,45 @@ export async function runPrimary(options: PrimaryOptions): Promise<{
 
   const live = (): Worker[] => slots.flatMap((s) => (s.worker !== null ? [s.worker] : []));
   const post = (w: Worker, message: PrimaryMessage): void => {
-    if (w.isConnected()) w.send(message);
+    // A worker that is exiting may have closed its channel: nothing to tell it then.
+    if (w.isConnected()) w.send(message, undefined, undefined, () => undefined);
   };
 
   const finish = (rid: number, f: Fanout): void => {
     fanouts.delete(rid);
-    post(f.origin, { k: 'answer', rid: f.rid, results: f.results });
+    if (typeof f.origin === 'function') f.origin(f.results);
+    else post(f.origin, { k: 'answer', rid: f.rid, results: f.results });
+  };
+
+  /** Runs `op` on every serving worker; resolves with their answers. */
+  const askWorkers = (op: PeerOp, listener: string, arg: unknown): Promise<unknown[]> =>
+    new Promise((resolve) => {
+      const targets = live().filter((w) => bySlot.get(w)?.serving);
+      if (targets.length === 0) return resolve([]);
+      const rid = nextRid++;
+      fanouts.set(rid, { origin: resolve, rid: 0, waiting: new Set(targets), results: [] });
+      for (const w of targets) post(w, { k: 'peer', rid, op, listener, arg });
+    });
+
+  let admin: AdminServer | null = null;
+  /** Starts, moves or stops the admin server: it serves every worker's metrics and readiness. */
+  const applyAdmin = async (wanted: AdminConfig | undefined): Promise<void> => {
+    if (admin !== null && (wanted === undefined || wanted.listen !== admin.config.listen || wanted.bind !== admin.config.bind)) {
+      await admin.close();
+      admin = null;
+    }
+    if (wanted === undefined || admin !== null) return;
+    const [{ AdminServer }, { AggregatorRegistry }] = await Promise.all([import('../admin/server.js'), import('prom-client')]);
+    const aggregator = new AggregatorRegistry();
+    admin = new AdminServer(
+      wanted,
+      {
+        metrics: async () => ({ contentType: aggregator.contentType, text: await aggregator.clusterMetrics() }),
+        readiness: async () => combineReadiness((await askWorkers('ready', '', null)) as ListenerReadiness[][]),
+      },
+      logger,
+    );
+    await admin.start();
   };
 
   const onMessage = (from: Worker, message: WorkerMessage): void => {
@@ -203,6 +239,13 @@ export async function runPrimary(options: PrimaryOptions): Promise<{
     for (const w of live()) w.process.kill('SIGKILL');
     throw err;
   }
+  try {
+    await applyAdmin(config.admin);
+  } catch (err) {
+    stopping = true;
+    for (const w of live()) w.process.kill('SIGKILL');
+    throw err;
+  }
   logger.info({ workers: config.workers, pids: live().map((w) => w.process.pid) }, `${config.workers} workers serving`);
 
   return {
@@ -229,6 +272,7 @@ export async function runPrimary(options: PrimaryOptions): Promise<{
         logger.info({ from: before, to: next.workers }, 'workers changed by reload');
         resize(next.workers);
       }
+      applyAdmin(next.admin).catch((err: unknown) => logger.error({ err }, 'admin server: the reload could not apply it'));
     },
     /** Every worker drains (up to `timeoutMs`) and exits; resolves once all have. */
     async close(timeoutMs: number): Promise<void> {
@@ -239,8 +283,28 @@ export async function runPrimary(options: PrimaryOptions): Promise<{
         for (const w of live()) w.process.kill('SIGKILL');
       }, timeoutMs + 3000);
       timer.unref();
-      await Promise.all(exits);
+      await Promise.all([...exits, admin?.close()]);
       clearTimeout(timer);
     },
   };
+}
+
+/**
+ * One readiness per listener out of every worker's: ready only where every worker is,
+ * with each distinct problem.
+ */
+function combineReadiness(perWorker: ListenerReadiness[][]): ListenerReadiness[] {
+  const byName = new Map<string, ListenerReadiness>();
+  for (const list of perWorker) {
+    if (!Array.isArray(list)) continue;
+    for (const l of list) {
+      const seen = byName.get(l.name);
+      if (seen === undefined) byName.set(l.name, { ...l });
+      else if (!l.ready) {
+        seen.ready = false;
+        if (!seen.problem.split('; ').includes(l.problem)) seen.problem = seen.problem === '' ? l.problem : `${seen.problem}; ${l.problem}`;
+      }
+    }
+  }
+  return [...byName.values()];
 }

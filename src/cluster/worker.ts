@@ -28,7 +28,8 @@ export async function runWorker(
   const index = Number(process.env[ENV_WORKER]);
   const workers = Number(process.env[ENV_WORKERS]);
   const send = (message: WorkerMessage): void => {
-    if (process.connected) process.send!(message);
+    // The primary may be gone (its exit closes the channel): the disconnect handler stops this worker.
+    if (process.connected) process.send!(message, undefined, undefined, () => undefined);
   };
   const fail = (reason: string): never => {
     send({ k: 'startFailed', reason });

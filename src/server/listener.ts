@@ -23,6 +23,7 @@ import { PROXY_VERSION } from '../version.js';
 import { ClientServer, describeTls } from './client-server.js';
 import { DenyList } from './deny-list.js';
 import { RedisUsers } from './redis-users.js';
+import type { ListenerReadiness } from '../admin/server.js';
 import type { PeerOp } from '../cluster/messages.js';
 import type { Peers } from '../cluster/peers.js';
 import { CausalReads } from '../consistency/causal-reads.js';
@@ -392,6 +393,22 @@ export class Listener implements SessionContext {
     await Promise.all([...this.nodes, ...this.retiring].map((n) => n.close()));
   }
 
+  /**
+   * Whether the listener can serve (`/readyz`): its master is reachable (up, or slow:
+   * slow is not down) and reports itself a master, and, with readPolicy `replica`, some
+   * replica is in the read rotation (else its reads fail).
+   */
+  readiness(): ListenerReadiness {
+    const master = this.master;
+    let problem = '';
+    if (!master.reachable) problem = `${master.label} is down (${master.health.error || 'unreachable'})`;
+    else if (master.health.role === 'slave') problem = `${master.label} reports role:slave`;
+    else if (this.config.readPolicy === 'replica' && this.router.healthyReplicas.length === 0) {
+      problem = 'no replica is in the read rotation (readPolicy "replica")';
+    }
+    return { name: this.config.name, port: this.port, ready: problem === '', problem };
+  }
+
   get peers(): Peers | null {
     return this.status.peers;
   }
@@ -425,7 +442,7 @@ export class Listener implements SessionContext {
         this.causal.peerWrites(arg as number[]);
         return 1;
       case 'ready':
-        return undefined;
+        return this.readiness();
     }
   }
 

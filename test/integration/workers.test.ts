@@ -10,7 +10,7 @@
  */
 import type { Redis } from 'ioredis';
 import t from 'tap';
-import { ioredisClient } from '../helpers/clients.js';
+import { freePort, ioredisClient } from '../helpers/clients.js';
 import { listenerFor, proxyInfo, spawnProxyCli, type ProxyProcess } from '../helpers/proxy.js';
 import { encodeCommand, rawConnection, type RawConnection } from '../helpers/raw.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
@@ -153,6 +153,26 @@ t.test('one proxy across two workers: ids, CLIENT LIST/KILL/UNBLOCK, TRACKING RE
   t.match(cli.output(), /"worker":1,/, 'log lines name worker 1');
   t.match(cli.output(), /"worker":2,/, 'and worker 2');
   t.match(cli.output(), /"worker":0,.*running with 2 workers/, 'and the primary');
+});
+
+t.test('the admin server (in the primary) adds up every worker\'s metrics; /readyz asks every worker', async (t) => {
+  const adminPort = await freePort();
+  const cli = await spawnProxyWorkers({ admin: { listen: adminPort }, listeners: [listenerFor(master, [slow], { readPolicy: 'master' })] });
+  const [port] = cli.ports as [number];
+  const a = await clientOn(port, 1);
+  const b = await clientOn(port, 2);
+  const pings = (text: string): number => Number(/^redis_proxy_commands_total\{[^}]*command="ping",served_by="proxy"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+  const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+  const before = pings(await scrape());
+  for (let i = 0; i < 3; i++) await a.ping();
+  for (let i = 0; i < 4; i++) await b.ping();
+  const text = await scrape();
+  t.equal(pings(text) - before, 7, '3 PINGs on worker 1 and 4 on worker 2 count 7');
+  t.match(text, /^redis_proxy_node_up\{[^}]*role="master"\} 1$/m, 'the master is up (every worker agrees)');
+  t.match(text, /^redis_proxy_config_generation 1$/m, 'the config generation is not multiplied by the workers');
+  const ready = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
+  t.equal(ready.status, 200, '/readyz 200');
+  t.match(await ready.json(), { ready: true, listeners: [{ ready: true }] });
 });
 
 t.test('causal reads: a write acknowledged on one worker is read on the other', async (t) => {
