@@ -246,6 +246,8 @@ export const listenerSchema: SchemaObject = {
   },
 };
 
+const WORKERS_EXPECTED = `a number of processes 1-${MAX_WORKERS}, or "auto" (one per available core)`;
+
 /** Form (a): the established format, a non-empty array of listeners. */
 export const arrayFormSchema: SchemaObject = {
   type: 'array',
@@ -272,10 +274,10 @@ export const objectFormSchema: SchemaObject = {
       },
     },
     workers: {
-      [EXPECTED]: `a number of processes 1-${MAX_WORKERS}, or "auto" (one per available core)`,
+      [EXPECTED]: WORKERS_EXPECTED,
       anyOf: [
-        { type: 'integer', minimum: 1, maximum: MAX_WORKERS },
-        { type: 'string', enum: ['auto'] },
+        { type: 'integer', minimum: 1, maximum: MAX_WORKERS, [EXPECTED]: WORKERS_EXPECTED },
+        { type: 'string', enum: ['auto'], [EXPECTED]: WORKERS_EXPECTED },
       ],
     },
     logLevel: oneOfStrings(LOG_LEVELS, DEFAULT_LOG_LEVEL),

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
@@ -285,7 +286,7 @@ t.test('unknown key', async (t) => {
   t.same(rest, []);
   t.match(p, /^\[0\]\.foo: unknown key; allowed keys are listen, name, master, sentinel, slave, bind, readPolicy, /);
   t.same(problemsOf({ listeners: [listener(6380)], extra: true }), [
-    'extra: unknown key; allowed keys are admin, logLevel, shutdownTimeout, defaults, listeners',
+    'extra: unknown key; allowed keys are admin, workers, logLevel, shutdownTimeout, defaults, listeners',
   ]);
   t.match(problemsOf({ defaults: { readPolicyy: 'master' }, listeners: [listener(6380)] }), [
     /^defaults\.readPolicyy: unknown key \(did you mean "readPolicy"\?\); allowed keys are bind, readPolicy, /,
@@ -354,6 +355,18 @@ t.test('admin', async (t) => {
   ]);
   const [p] = problemsOf({ admin: { port: 9121 }, listeners: [listener(6380)] });
   t.match(p, /^admin/);
+});
+
+t.test('workers', async (t) => {
+  t.equal(normalizeConfig([listener(6380)]).workers, 1, 'one process unless asked for');
+  t.equal(normalizeConfig({ workers: 4, listeners: [listener(6380)] }).workers, 4);
+  const auto = normalizeConfig({ workers: 'auto', listeners: [listener(6380)] }).workers;
+  t.equal(auto, Math.min(os.availableParallelism(), 64), `"auto": one per available core (${auto})`);
+  for (const bad of [0, -1, 65, 2.5, 'all', true]) {
+    const [p, ...rest] = problemsOf({ workers: bad, listeners: [listener(6380)] });
+    t.same(rest, []);
+    t.match(p, /^workers: must be a number of processes 1-64, or "auto" \(one per available core\)/, `workers: ${JSON.stringify(bad)} -> ${p}`);
+  }
 });
 
 t.test('bad readPolicy', async (t) => {
