@@ -50,6 +50,10 @@ const USAGE = `usage: node bench/run.mjs [options]
                       scraped every second during the run (the cost of metrics: compare with
                       --baseline . , the same checkout without it)
   --baseline-listener JSON   the same for baseline
+  --workers N         redis-proxy runs N worker processes (top-level "workers"; default 1);
+                      CPU is summed over the primary and its workers, and the idle-client
+                      check also reports the largest single process's RSS
+  --baseline-workers N       the same for baseline
   --out DIR           where <date>.md and latest.md go (default bench/results)
   --json FILE         machine-readable results (default <out>/latest.json)
   --no-warmup         skip the unmeasured warm-up run per target
@@ -79,6 +83,8 @@ function options() {
       'run-timeout': { type: 'string', default: '300' },
       'proxy-bin': { type: 'string' },
       admin: { type: 'boolean', default: false },
+      workers: { type: 'string', default: '1' },
+      'baseline-workers': { type: 'string', default: '1' },
       strict: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -127,6 +133,8 @@ function options() {
     baselineListener: settings('baseline-listener'),
     strict: values.strict,
     admin: values.admin,
+    workers: int('workers', values.workers, 1),
+    baselineWorkers: int('baseline-workers', values['baseline-workers'], 1),
   };
 }
 
@@ -237,8 +245,16 @@ async function idleRss(t, n) {
     }
     await sleep(500);
     let max = 0;
-    for (let i = 0; i < 10; i++) { max = Math.max(max, await rssBytes(pids)); await sleep(100); }
+    let maxProcess = 0;
+    const all = processTree(t.child.pid);
+    for (let i = 0; i < 10; i++) {
+      max = Math.max(max, await rssBytes(all));
+      for (const pid of all) maxProcess = Math.max(maxProcess, await rssBytes([pid]));
+      await sleep(100);
+    }
     out.withClientsMB = max / MB;
+    // With workers: the largest one process (a worker) reached; the sum above counts them all.
+    out.maxProcessMB = maxProcess / MB;
   } catch (e) {
     out.error = `${e.message} (after ${socks.length} connected)`;
   } finally {
@@ -310,7 +326,10 @@ async function main() {
         return child;
       },
       'redis-proxy': async (port) => {
-        const top = opts.admin ? { admin: { listen: await freePort() } } : {};
+        const top = {
+          ...(opts.admin ? { admin: { listen: await freePort() } } : {}),
+          ...(opts.workers > 1 ? { workers: opts.workers } : {}),
+        };
         const { child, config } = await startProxy(tmp, 'redis-proxy', ROOT, port, env.masterPort, env.replicaPort, opts.proxyBin, opts.listener, top);
         settingsExtra['redis-proxy config'] = config;
         if (opts.admin) {
@@ -324,7 +343,8 @@ async function main() {
       },
       // The same config shape on its own port, started from the other checkout's launcher.
       baseline: async (port) => {
-        const { child, config } = await startProxy(tmp, 'baseline', opts.baseline, port, env.masterPort, env.replicaPort, null, opts.baselineListener);
+        const top = opts.baselineWorkers > 1 ? { workers: opts.baselineWorkers } : {};
+        const { child, config } = await startProxy(tmp, 'baseline', opts.baseline, port, env.masterPort, env.replicaPort, null, opts.baselineListener, top);
         settingsExtra['baseline config'] = config;
         return child;
       },
@@ -451,6 +471,8 @@ async function main() {
       warmup: opts.warmup ? `one unmeasured -P 16 SET and GET run (${Math.min(100000, opts.requests[16])} requests) per target` : 'none',
       redis: 'master + 1 replica (--replicaof), --save "" --appendonly no',
       ...settingsExtra,
+      ...(opts.workers > 1 ? { 'redis-proxy workers': opts.workers } : {}),
+      ...(opts.baseline && opts.baselineWorkers > 1 ? { 'baseline workers': opts.baselineWorkers } : {}),
     },
     cells,
     idle,

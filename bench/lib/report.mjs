@@ -154,7 +154,8 @@ export function markdown(r) {
   for (const [name, idle] of Object.entries(r.idle ?? {})) {
     out.push(idle.error
       ? `- ${name}, ${idle.clients} idle clients: not measured (${idle.error})`
-      : `- ${name}, ${idle.clients} idle clients: RSS ${idle.withClientsMB.toFixed(1)} MB with them connected (${idle.beforeMB.toFixed(1)} MB before, ${idle.afterMB.toFixed(1)} MB after closing)`);
+      : `- ${name}, ${idle.clients} idle clients: RSS ${idle.withClientsMB.toFixed(1)} MB with them connected (${idle.beforeMB.toFixed(1)} MB before, ${idle.afterMB.toFixed(1)} MB after closing)` +
+        (idle.maxProcessMB != null && idle.maxProcessMB < idle.withClientsMB - 0.05 ? `; the largest single process (a worker) ${idle.maxProcessMB.toFixed(1)} MB` : ''));
   }
   if (r.routing?.length) {
     out.push('', 'Where the GETs were executed (INFO commandstats deltas, all rounds):', '');
