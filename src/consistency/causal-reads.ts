@@ -21,7 +21,7 @@ import type { RequestView } from '../protocol/request-parser.js';
 import type { Router } from '../routing/router.js';
 import { keyBucket, RecentWrites } from './recent-writes.js';
 import { ReplicationProgress, type ProgressNodes } from './replication-progress.js';
-import type { SharedWrites } from './shared-writes.js';
+import { BUCKET_ALL, type SharedWrites } from './shared-writes.js';
 
 /** What {@link requestKeys} found besides one key's bucket (a bucket is ≥ 0). */
 export const KEYS_UNKNOWN = -1; // keys the proxy cannot tell (or a command that touches more than its keys)
@@ -76,10 +76,19 @@ export class CausalReads {
     const seq = this.progress.writeAcked();
     if (this.mode !== 'global') return seq;
     const writes = this.writes;
-    if (keys >= 0) writes.wrote(keys, seq);
-    else if (keys === KEYS_MANY && many !== null) for (const b of many) writes.wrote(b, seq);
-    else writes.barrier = seq;
-    this.shared?.publish(keys, many);
+    const shared = this.shared;
+    if (keys >= 0) {
+      writes.wrote(keys, seq);
+      shared?.publish(keys);
+    } else if (keys === KEYS_MANY && many !== null) {
+      for (const b of many) {
+        writes.wrote(b, seq);
+        shared?.publish(b);
+      }
+    } else {
+      writes.barrier = seq;
+      shared?.publish(BUCKET_ALL);
+    }
     return seq;
   }
 

@@ -9,7 +9,6 @@
  * `ROLE` sample covers them, since Redis had executed them before replying.
  */
 import type { Peers } from '../cluster/peers.js';
-import { KEYS_MANY } from './causal-reads.js';
 
 /** Who gets a held reply back: the session, which writes it in its turn. */
 export interface HeldReplyOwner<S> {
@@ -34,11 +33,9 @@ export class SharedWrites<S = unknown> {
     private readonly listener: () => string,
   ) {}
 
-  /** A write was acknowledged here: `keys` and `many` as CausalReads.writeAcked takes them. */
-  publish(keys: number, many: readonly number[] | null): void {
-    if (keys >= 0) this.buckets.push(keys);
-    else if (keys === KEYS_MANY && many !== null) for (const b of many) this.buckets.push(b);
-    else this.buckets.push(BUCKET_ALL);
+  /** A write to a key in `bucket` (BUCKET_ALL: keys not known) was acknowledged here. */
+  publish(bucket: number): void {
+    this.buckets.push(bucket);
     this.schedule();
   }
 
