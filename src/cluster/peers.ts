@@ -15,7 +15,7 @@ export type PeerHandler = (op: PeerOp, listener: string, arg: unknown) => unknow
 export interface Peers {
   /** This worker's number, 1 to {@link workers}. */
   readonly worker: number;
-  /** Worker processes the proxy runs. */
+  /** Worker processes the proxy runs (as of the last reload). */
   readonly workers: number;
   /**
    * Runs `op` for `listener` on every other worker.
@@ -56,7 +56,7 @@ export class WorkerPeers implements Peers {
    */
   constructor(
     readonly worker: number,
-    readonly workers: number,
+    public workers: number,
     private readonly send: (message: WorkerMessage) => void,
   ) {}
 

@@ -57,7 +57,7 @@ export async function runWorker(
     if (peers.receive(message)) return;
     switch (message.k) {
       case 'reload':
-        if (proxy !== null) void reload(proxy, configPath, logLevel, logger);
+        if (proxy !== null) void reload(proxy, peers, configPath, logLevel, logger);
         return;
       case 'reloadRejected':
         proxy?.reloadRejected(message.reason);
@@ -90,6 +90,7 @@ export async function runWorker(
 /** Re-reads the config (the primary validated it; it may have changed since) and applies it. */
 async function reload(
   proxy: Awaited<ReturnType<typeof import('../index.js').startProxy>>,
+  peers: WorkerPeers,
   configPath: string,
   logLevel: LogLevel | undefined,
   logger: Logger,
@@ -104,6 +105,7 @@ async function reload(
     return;
   }
   logger.level = logLevel ?? next.logLevel;
+  peers.workers = next.workers;
   const { ok, errors, ...what } = await proxy.reload(next);
   if (ok) logger.info(what, `config reloaded (generation ${what.generation})`);
   else logger.error({ ...what, errors }, `config reloaded in part: ${errors.join('; ')}`);
