@@ -279,6 +279,9 @@ function reloadOnSighup(
     }
     logger.level = logLevel ?? next.logLevel;
     settings.shutdownTimeout = next.shutdownTimeout;
+    if (next.workers > 1) {
+      logger.warn({ workers: next.workers }, 'workers: the proxy started as one process; more workers take a restart (the rest of the reload applies)');
+    }
     void proxy.reload(next).then((outcome) => {
       const { ok, errors, ...what } = outcome;
       if (ok) logger.info(what, `config reloaded (generation ${outcome.generation})`);
