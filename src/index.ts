@@ -128,10 +128,26 @@ export async function startProxy(config: ProxyConfig, logger: Logger, options: S
     }
     setTiming(admin !== null);
   };
+  /** Listeners created and not yet among `listeners` (starting, or added by a reload in progress). */
+  const starting = new Set<Listener>();
+  const create = async (l: ListenerConfig): Promise<Listener> => {
+    const listener = await Listener.create(l, logger, status);
+    starting.add(listener);
+    return listener;
+  };
+  const peerRequest = (op: PeerOp, listener: string, arg: unknown): unknown => {
+    if (op === 'ready') return listeners.map((l) => l.readiness());
+    const named = (l: Listener): boolean => l.config.name === listener;
+    return (listeners.find(named) ?? [...starting].find(named))?.peerRequest(op, arg);
+  };
+  // From now on, before any listener exists: a listener records the other workers'
+  // writes from the moment it is created (causal reads).
+  peers?.serve(peerRequest);
   try {
     for (const l of config.listeners) {
-      const listener = await Listener.create(l, logger, status);
+      const listener = await create(l);
       listeners.push(listener);
+      starting.delete(listener);
       await listener.start();
     }
     await applyAdmin(config.admin);
@@ -158,7 +174,7 @@ export async function startProxy(config: ProxyConfig, logger: Logger, options: S
           kept.push(current);
           outcome.changed.push(l.name);
         } else {
-          const listener = await Listener.create(l, logger, status);
+          const listener = await create(l);
           try {
             await listener.start();
           } catch (err) {
@@ -180,6 +196,7 @@ export async function startProxy(config: ProxyConfig, logger: Logger, options: S
       void gone.close(next.shutdownTimeout);
     }
     listeners = kept;
+    starting.clear();
     try {
       await applyAdmin(next.admin);
     } catch (err) {
@@ -213,10 +230,7 @@ export async function startProxy(config: ProxyConfig, logger: Logger, options: S
       status.reloadedAt = Date.now();
       status.reloadResult = `failed: ${reason}`;
     },
-    peerRequest(op: PeerOp, listener: string, arg: unknown): unknown {
-      if (op === 'ready') return listeners.map((l) => l.readiness());
-      return listeners.find((l) => l.config.name === listener)?.peerRequest(op, arg);
-    },
+    peerRequest,
     close(timeoutMs = status.shutdownTimeout): Promise<void> {
       closing ??= reloads
         .then(() => Promise.all([...listeners.map((l) => l.close(timeoutMs)), admin?.close()]))

@@ -10,6 +10,8 @@
  * - `ids`: a new block of client ids (answered with `answer`, results `[first id]`).
  * - `sessions`: this worker's session count per listener changed.
  * - `peerReply`: the outcome of a `peer` request.
+ * - `hello`: the worker listens for messages; from now on it is asked what the others
+ *   ask (before, a message could be lost).
  * - `started`: the worker serves every listener (their ports); `startFailed`: it could not
  *   start (why), and exits next.
  *
@@ -31,6 +33,7 @@ export type WorkerMessage =
   | { k: 'ids'; rid: number }
   | { k: 'sessions'; counts: Record<string, number> }
   | { k: 'peerReply'; rid: number; result: unknown }
+  | { k: 'hello' }
   | { k: 'started'; listeners: Array<{ name: string; port: number }> }
   | { k: 'startFailed'; reason: string };
 

@@ -30,6 +30,8 @@ export interface Peers {
   sessionsChanged(listener: string, count: number): void;
   /** A client id no other worker uses, ever (CLIENT ID): ids come in blocks from the primary. */
   nextClientId(): number;
+  /** Sets who runs the requests other workers send (the proxy, before it creates a listener). */
+  serve(handler: PeerHandler): void;
 }
 
 /** How often, at most, session counts are reported (ms). */

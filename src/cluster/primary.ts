@@ -43,6 +43,8 @@ interface Slot {
   worker: Worker | null;
   startedAt: number;
   pause: number;
+  /** The worker said `hello`: it handles messages (the other workers' requests reach it from then on). */
+  listening: boolean;
   /** The worker reported `started` (it serves every listener). */
   serving: boolean;
   /** Asked to stop (shutdown, or fewer workers after a reload): not restarted. */
@@ -129,7 +131,10 @@ export async function runPrimary(options: PrimaryOptions): Promise<{
   const onMessage = (from: Worker, message: WorkerMessage): void => {
     switch (message.k) {
       case 'ask': {
-        const others = live().filter((w) => w !== from && bySlot.get(w)?.serving);
+        // Workers still starting are asked too: causal reads need a starting worker to
+        // record the writes acknowledged from its hello on (its listeners count every
+        // write before they exist as unknown: see Listener's constructor).
+        const others = live().filter((w) => w !== from && bySlot.get(w)?.listening);
         const rid = nextRid++;
         const f: Fanout = { origin: from, rid: message.rid, waiting: new Set(others), results: [] };
         if (others.length === 0) return post(from, { k: 'answer', rid: message.rid, results: [] });
@@ -137,8 +142,11 @@ export async function runPrimary(options: PrimaryOptions): Promise<{
         for (const w of others) post(w, { k: 'peer', rid, op: message.op, listener: message.listener, arg: message.arg });
         return;
       }
+      case 'hello':
+        bySlot.get(from)!.listening = true;
+        return;
       case 'tell':
-        for (const w of live()) if (w !== from) post(w, { k: 'peer', rid: 0, op: message.op, listener: message.listener, arg: message.arg });
+        for (const w of live()) if (w !== from && bySlot.get(w)?.listening) post(w, { k: 'peer', rid: 0, op: message.op, listener: message.listener, arg: message.arg });
         return;
       case 'peerReply': {
         const f = fanouts.get(message.rid);
@@ -176,6 +184,7 @@ export async function runPrimary(options: PrimaryOptions): Promise<{
     const worker = cluster.fork({ [ENV_WORKER]: String(slot.index), [ENV_WORKERS]: String(config.workers) });
     slot.worker = worker;
     slot.startedAt = Date.now();
+    slot.listening = false;
     slot.serving = false;
     bySlot.set(worker, slot);
     worker.on('message', (message: WorkerMessage) => onMessage(worker, message));
@@ -217,7 +226,7 @@ export async function runPrimary(options: PrimaryOptions): Promise<{
   const resize = (count: number): void => {
     while (slots.filter((s) => !s.retiring).length < count) {
       const index = Math.max(0, ...slots.map((s) => s.index)) + 1;
-      const slot: Slot = { index, worker: null, startedAt: 0, pause: RESTART_MIN_MS / 2, serving: false, retiring: false };
+      const slot: Slot = { index, worker: null, startedAt: 0, pause: RESTART_MIN_MS / 2, listening: false, serving: false, retiring: false };
       slots.push(slot);
       fork(slot);
     }

@@ -67,6 +67,7 @@ export async function runWorker(
         return;
     }
   });
+  send({ k: 'hello' });
   // The primary is gone: no new clients can reach this worker; its own close at once.
   process.on('disconnect', () => {
     peers.disconnected();
@@ -82,9 +83,7 @@ export async function runWorker(
   } catch (err) {
     return fail(err instanceof Error ? err.message : String(err));
   }
-  const running = proxy;
-  peers.serve((op, listener, arg) => running.peerRequest(op, listener, arg));
-  send({ k: 'started', listeners: [...running.listeners] });
+  send({ k: 'started', listeners: [...proxy.listeners] });
 }
 
 /** Re-reads the config (the primary validated it; it may have changed since) and applies it. */
