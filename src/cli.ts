@@ -6,7 +6,7 @@
  * 128+N (130 for SIGINT, 143 for SIGTERM) when a second signal cuts the shutdown short.
  */
 import { readFileSync } from 'node:fs';
-import { ConfigError, LOG_LEVELS, loadConfig, type LogLevel, type ProxyConfig } from './config/index.js';
+import { ConfigError, LOG_LEVELS, loadConfig, rereadConfig, type LogLevel, type ProxyConfig } from './config/index.js';
 import { isWorkerProcess, runWorker } from './cluster/worker.js';
 import type { Demo } from './demo.js';
 import type { ReloadOutcome } from './index.js';
@@ -268,13 +268,9 @@ function reloadOnSighup(
 ): void {
   process.on('SIGHUP', () => {
     logger.info({ config: configPath }, 'SIGHUP: reloading the config');
-    let next: ProxyConfig;
-    try {
-      next = loadConfig(configPath);
-    } catch (err) {
-      const problems = err instanceof ConfigError ? err.problems : [String(err)];
-      logger.error({ config: configPath, problems }, `reload rejected, the running config stays: ${problems.join('; ')}`);
-      proxy.reloadRejected(problems.join('; '));
+    const next = rereadConfig(configPath, logger);
+    if ('rejected' in next) {
+      proxy.reloadRejected(next.rejected);
       return;
     }
     logger.level = logLevel ?? next.logLevel;
@@ -282,11 +278,7 @@ function reloadOnSighup(
     if (next.workers > 1) {
       logger.warn({ workers: next.workers }, 'workers: the proxy started as one process; more workers take a restart (the rest of the reload applies)');
     }
-    void proxy.reload(next).then((outcome) => {
-      const { ok, errors, ...what } = outcome;
-      if (ok) logger.info(what, `config reloaded (generation ${outcome.generation})`);
-      else logger.error({ ...what, errors }, `config reloaded in part: ${errors.join('; ')}`);
-    });
+    void proxy.reload(next);
   });
 }
 

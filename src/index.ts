@@ -39,7 +39,8 @@ export interface Proxy {
    * a new one starts, a removed one stops accepting and closes once its sessions got
    * their replies (up to the new shutdownTimeout), a kept one is reconfigured without
    * closing a session (Listener.reconfigure). Reloads run one at a time, in call order.
-   * Never rejects: what failed is in the outcome (and the rest is applied).
+   * Never rejects: what failed is in the outcome (and the rest is applied). The outcome
+   * is logged (`config reloaded`, or at error `config reloaded in part`).
    */
   reload(next: ProxyConfig): Promise<ReloadOutcome>;
   /** Records a reload that could not be applied at all (unreadable or invalid file), for INFO proxy. */
@@ -209,6 +210,9 @@ export async function startProxy(config: ProxyConfig, logger: Logger, options: S
     outcome.generation = status.generation;
     status.reloadedAt = Date.now();
     status.reloadResult = outcome.ok ? 'ok' : `failed: ${outcome.errors.join('; ')}`;
+    const { ok, errors, ...what } = outcome;
+    if (ok) logger.info(what, `config reloaded (generation ${outcome.generation})`);
+    else logger.error({ ...what, errors }, `config reloaded in part: ${errors.join('; ')}`);
     return outcome;
   };
 

@@ -15,7 +15,7 @@
  * Source for the process model: https://nodejs.org/api/cluster.html
  */
 import cluster, { type Worker } from 'node:cluster';
-import { ConfigError, loadConfig, type LogLevel, type ProxyConfig } from '../config/index.js';
+import { rereadConfig, type LogLevel, type ProxyConfig } from '../config/index.js';
 import type { AdminServer, ListenerReadiness } from '../admin/server.js';
 import type { AdminConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
@@ -264,13 +264,9 @@ export async function runPrimary(options: PrimaryOptions): Promise<{
     },
     /** SIGHUP: validates the file; a valid one goes to every worker (each re-reads it), an invalid one is logged. */
     reload(): void {
-      let next: ProxyConfig;
-      try {
-        next = loadConfig(configPath);
-      } catch (err) {
-        const problems = err instanceof ConfigError ? err.problems : [String(err)];
-        logger.error({ config: configPath, problems }, `reload rejected, the running config stays: ${problems.join('; ')}`);
-        for (const w of live()) post(w, { k: 'reloadRejected', reason: problems.join('; ') });
+      const next = rereadConfig(configPath, logger);
+      if ('rejected' in next) {
+        for (const w of live()) post(w, { k: 'reloadRejected', reason: next.rejected });
         return;
       }
       logger.level = options.logLevel ?? next.logLevel;

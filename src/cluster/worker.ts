@@ -4,7 +4,7 @@
  * connections the primary hands it, and asks the other workers, through the primary,
  * what one process would know alone (./peers.ts). Its log lines carry `worker`: its number.
  */
-import { ConfigError, loadConfig, type LogLevel } from '../config/index.js';
+import { ConfigError, loadConfig, rereadConfig, type LogLevel } from '../config/index.js';
 import { createLogger, type Logger } from '../log.js';
 import { ENV_WORKER, ENV_WORKERS, type PrimaryMessage, type WorkerMessage } from './messages.js';
 import { WorkerPeers } from './peers.js';
@@ -94,18 +94,12 @@ async function reload(
   logLevel: LogLevel | undefined,
   logger: Logger,
 ): Promise<void> {
-  let next;
-  try {
-    next = loadConfig(configPath);
-  } catch (err) {
-    const reason = err instanceof ConfigError ? err.problems.join('; ') : String(err);
-    logger.error({ config: configPath }, `reload rejected, the running config stays: ${reason}`);
-    proxy.reloadRejected(reason);
+  const next = rereadConfig(configPath, logger);
+  if ('rejected' in next) {
+    proxy.reloadRejected(next.rejected);
     return;
   }
   logger.level = logLevel ?? next.logLevel;
   peers.workers = next.workers;
-  const { ok, errors, ...what } = await proxy.reload(next);
-  if (ok) logger.info(what, `config reloaded (generation ${what.generation})`);
-  else logger.error({ ...what, errors }, `config reloaded in part: ${errors.join('; ')}`);
+  await proxy.reload(next);
 }

@@ -17,6 +17,7 @@ export type {
 export { loadConfig, normalizeConfig, normalizeDenyCommands, type NormalizeOptions } from './load.js';
 export { secureContextOptions } from './tls.js';
 export { ConfigError } from './errors.js';
+export { rereadConfig } from './reread.js';
 export {
   BUILTIN_SETTINGS,
   DEFAULT_LOG_LEVEL,
