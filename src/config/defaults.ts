@@ -5,7 +5,7 @@
  * Precedence, highest first: the listener's own key > the `defaults` object (object
  * form only) > these values.
  */
-import type { ListenerSettings, LogLevel } from './types.js';
+import type { ListenerSettings, LogLevel, NearCacheConfig } from './types.js';
 
 /** The settings every listener has a value for after loading (the optional ones stay unset). */
 export type RequiredSettings = Omit<
@@ -54,3 +54,9 @@ export const DEFAULT_WEIGHT = 1;
 export function defaultListenerName(port: number): string {
   return `listener-${port}`;
 }
+
+/** `http.maxInFlight` when unset. */
+export const DEFAULT_HTTP_MAX_IN_FLIGHT = 64;
+
+/** The near cache's size with `nearCache: true` and no `http.cache`: 10,000 entries, no byte limit, 60 s. */
+export const DEFAULT_NEAR_CACHE: Readonly<NearCacheConfig> = Object.freeze({ maxKeys: 10_000, ttl: 60_000 });

@@ -22,7 +22,9 @@ import { STATIC_COMMAND_NAMES, TABLE_REDIS_VERSION, lookupCommand } from '../com
 import {
   BUILTIN_SETTINGS,
   DEFAULT_CAUSAL_READS,
+  DEFAULT_HTTP_MAX_IN_FLIGHT,
   DEFAULT_LOG_LEVEL,
+  DEFAULT_NEAR_CACHE,
   DEFAULT_SHUTDOWN_TIMEOUT,
   DEFAULT_WEIGHT,
   MAX_WORKERS,
@@ -48,6 +50,7 @@ import type {
   ListenerConfig,
   ListenerSettings,
   LogLevel,
+  NearCacheConfig,
   NodeConfig,
   ProxyConfig,
   RawBackendTls,
@@ -130,6 +133,8 @@ interface RawListener extends RawSettings {
   sentinel?: SentinelConfig;
   slave?: RawNode[];
   tls?: RawServerTls;
+  http?: { listen: number; bind?: string; maxInFlight?: number; cache?: NearCacheConfig };
+  nearCache?: boolean | Partial<NearCacheConfig>;
 }
 
 /** Makes the TlsFiles that reads a config's TLS files, given how problems are reported and paths written. */
@@ -170,6 +175,13 @@ function validate(data: unknown, tls: TlsFilesFactory): Problem[] {
       problems.push({
         segments: ['admin', 'listen'],
         message: `admin.listen: port ${file.admin!.listen} is already used by listeners[${clash}].listen; the admin server needs its own port`,
+      });
+    }
+    const httpClash = file.admin === undefined ? -1 : file.listeners.findIndex((l) => l.http?.listen === file.admin!.listen);
+    if (httpClash >= 0) {
+      problems.push({
+        segments: ['admin', 'listen'],
+        message: `admin.listen: port ${file.admin!.listen} is already used by listeners[${httpClash}].http.listen; the admin server needs its own port`,
       });
     }
     return problems;
@@ -236,6 +248,7 @@ function semanticProblems(
       portOwner.set(l.listen, i);
     }
   });
+  checkHttp(listeners, defaults, portOwner, root, at, add);
   listeners.forEach((l, i) => {
     const name = l.name ?? defaultListenerName(l.listen);
     const prevName = nameOwner.get(name);
@@ -310,6 +323,59 @@ function semanticProblems(
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 const WILDCARD = new Set(['0.0.0.0', '::']);
+
+/**
+ * `http` and `nearCache`: every `http.listen` is a port no listener and no other `http`
+ * uses; the near cache is not offered with `authentication: "redis"` (one cache for every
+ * user would bypass Redis's per-user ACL); `http.cache` and a `nearCache` object would
+ * both size the listener's one cache, so only one may be given; a `nearCache` object
+ * needs `maxKeys` and `ttl`.
+ */
+function checkHttp(
+  listeners: RawListener[],
+  defaults: RawSettings | undefined,
+  portOwner: Map<number, number>,
+  root: unknown,
+  at: (...rest: (string | number)[]) => string[],
+  add: (segments: string[], message: string) => void,
+): void {
+  const httpOwner = new Map<number, number>();
+  listeners.forEach((l, i) => {
+    const http = l.http;
+    const nearObject = typeof l.nearCache === 'object' ? l.nearCache : undefined;
+    if (nearObject !== undefined) {
+      for (const key of ['maxKeys', 'ttl'] as const) {
+        if (nearObject[key] === undefined) {
+          add(at(i, 'nearCache', key), 'required key is missing; write "nearCache": {"maxKeys": 1000, "ttl": 120000}, or "nearCache": true for the defaults');
+        }
+      }
+      if (http?.cache !== undefined) {
+        add(at(i, 'nearCache'), 'is an object and so is "http.cache": the listener has one cache, size it once (set "nearCache": true to use http.cache\'s size)');
+      }
+    }
+    const cached = http?.cache !== undefined || (l.nearCache !== undefined && l.nearCache !== false);
+    const redisUsers = (l.authentication ?? defaults?.authentication) === 'redis';
+    if (cached && redisUsers) {
+      add(
+        at(i, http?.cache !== undefined ? 'http' : 'nearCache'),
+        'the near cache is shared by every client, which would bypass the Redis ACL of authentication "redis"; remove it or use authentication "proxy"',
+      );
+    }
+    if (http === undefined) return;
+    if (http.cache === undefined && redisUsers) {
+      add(at(i, 'http'), 'the HTTP front end has no Redis users to run as with authentication "redis"; remove it or use authentication "proxy"');
+    }
+    const listener = portOwner.get(http.listen);
+    const other = httpOwner.get(http.listen);
+    if (listener !== undefined) {
+      add(at(i, 'http', 'listen'), `port ${http.listen} is already used by ${formatPath(root, at(listener, 'listen'))}; the HTTP front end needs its own port`);
+    } else if (other !== undefined) {
+      add(at(i, 'http', 'listen'), `port ${http.listen} is already used by ${formatPath(root, at(other, 'http', 'listen'))}; every HTTP front end needs its own port`);
+    } else {
+      httpOwner.set(http.listen, i);
+    }
+  });
+}
 
 /** Whether connecting to `host` at the listener's port would reach the proxy itself. */
 function isProxyAddress(host: string, listener: RawListener, defaults: RawSettings | undefined): boolean {
@@ -524,7 +590,21 @@ function buildListener(l: RawListener, defaults: RawSettings, tls: TlsFiles): Li
     allowTopologyCommands: settings.allowTopologyCommands,
     scriptsBypassDenyCommands: settings.scriptsBypassDenyCommands,
     causalReads: settings.causalReads ?? (settings.readYourWrites === true ? 'session' : DEFAULT_CAUSAL_READS),
+    nearCache: l.nearCache !== undefined && l.nearCache !== false,
   };
+  const cache = l.http?.cache ?? (typeof l.nearCache === 'object' ? l.nearCache : l.nearCache === true ? DEFAULT_NEAR_CACHE : undefined);
+  if (cache !== undefined) {
+    out.cache = { maxKeys: cache.maxKeys!, ttl: cache.ttl! };
+    if (cache.maxBytes !== undefined) out.cache.maxBytes = cache.maxBytes;
+  }
+  if (l.http !== undefined) {
+    out.http = {
+      listen: l.http.listen,
+      bind: l.http.bind ?? settings.bind,
+      maxInFlight: l.http.maxInFlight ?? DEFAULT_HTTP_MAX_IN_FLIGHT,
+      cached: l.http.cache !== undefined,
+    };
+  }
   if (l.master !== undefined) out.master = fixedNode(l.master);
   if (l.sentinel !== undefined) out.sentinel = structuredClone(l.sentinel);
   if (settings.password !== undefined) out.password = settings.password;

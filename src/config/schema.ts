@@ -218,6 +218,43 @@ export const sentinelSchema: SchemaObject = {
   },
 };
 
+/** The size of a listener's near cache (`http.cache`, or `nearCache` as an object): see src/cache/near-cache.ts. */
+const cacheProperties: Record<string, SchemaObject> = {
+  maxKeys: integer(1, 100_000_000, 'an integer 1-100000000 (entries kept; the least recently used go first)'),
+  maxBytes: integer(1, 2 ** 40, `an integer 1-${2 ** 40} (bytes of keys and values kept)`),
+  ttl: integer(1, MAX_MS, `an integer 1-${MAX_MS} (milliseconds an entry may be kept)`),
+};
+
+const cacheSchema: SchemaObject = {
+  type: 'object',
+  [EXPECTED]: 'an object like {"maxKeys": 1000, "ttl": 120000} (optional "maxBytes")',
+  additionalProperties: false,
+  required: ['maxKeys', 'ttl'],
+  properties: cacheProperties,
+};
+
+/** A listener's `http`: the HTTP GET front end (src/http/). */
+const httpSchema: SchemaObject = {
+  type: 'object',
+  [EXPECTED]: 'an object like {"listen": 8080} (optional "bind", "maxInFlight", "cache")',
+  additionalProperties: false,
+  required: ['listen'],
+  properties: {
+    listen: port,
+    bind: nonEmptyString('an address to serve HTTP on, like "127.0.0.1" or "0.0.0.0"'),
+    maxInFlight: integer(1, 100_000, 'an integer 1-100000 (HTTP requests waiting on Redis at once; 4 times as many queue)'),
+    cache: cacheSchema,
+  },
+};
+
+/** A listener's `nearCache`: RESP GET answered from the near cache (`true`: sized by `http.cache` or the defaults). */
+const nearCacheSchema: SchemaObject = {
+  type: ['boolean', 'object'],
+  [EXPECTED]: 'true, false, or an object like {"maxKeys": 1000, "ttl": 120000} (optional "maxBytes")',
+  additionalProperties: false,
+  properties: cacheProperties,
+};
+
 /** One entry of the listener list. */
 export const listenerSchema: SchemaObject = {
   type: 'object',
@@ -243,6 +280,8 @@ export const listenerSchema: SchemaObject = {
     },
     ...settingsProperties,
     tls: serverTlsSchema,
+    http: httpSchema,
+    nearCache: nearCacheSchema,
   },
 };
 

@@ -231,6 +231,33 @@ export interface SentinelConfig {
   password?: string;
 }
 
+/**
+ * The size of a listener's near cache (src/cache/near-cache.ts), from `http.cache` or a
+ * `nearCache` object (or the defaults with `nearCache: true`). Entries are string values
+ * of GET, kept correct by Redis's client-side caching invalidations.
+ * See https://redis.io/docs/latest/develop/reference/client-side-caching/
+ */
+export interface NearCacheConfig {
+  /** Most entries kept; the least recently used are evicted first. */
+  maxKeys: number;
+  /** Most bytes kept (key bytes + value bytes per entry); unset: no byte limit. */
+  maxBytes?: number;
+  /** ms an entry may be kept after it was fetched. */
+  ttl: number;
+}
+
+/** A listener's `http` key: the HTTP GET front end (src/http/server.ts). */
+export interface HttpConfig {
+  /** TCP port of the HTTP server. */
+  listen: number;
+  /** Address to listen on. Default: the listener's `bind`. */
+  bind: string;
+  /** Requests waiting on Redis at once; 4 times as many more wait in a queue, the rest get 503. Default 64. */
+  maxInFlight: number;
+  /** HTTP GETs are answered from the listener's near cache (`http.cache` was set). */
+  cached: boolean;
+}
+
 /** One `listen` port: its own master, replicas, pools and settings. */
 export interface ListenerConfig extends Omit<ListenerSettings, 'causalReads' | 'readYourWrites' | 'backendTls'> {
   /** The listener's causal-read mode, resolved (readYourWrites folded in). */
@@ -253,6 +280,12 @@ export interface ListenerConfig extends Omit<ListenerSettings, 'causalReads' | '
    * for the nodes Sentinel reports.
    */
   backendTls?: BackendTls;
+  /** The HTTP GET front end of the listener; unset: none. */
+  http?: HttpConfig;
+  /** RESP GET is answered from the near cache (`nearCache`). Default false. */
+  nearCache: boolean;
+  /** The near cache's size, set when `http.cache` or `nearCache` asks for the cache; unset: no cache. */
+  cache?: NearCacheConfig;
 }
 
 /** The top-level `admin` key: the HTTP server for metrics and health checks (src/admin/). */
