@@ -443,6 +443,20 @@ export class Node implements ConnectionEvents, LeasePool {
     }
   }
 
+  /**
+   * Opens a connection of the proxy's own to the node, apart from its shared, priority
+   * and pooled ones: on database `db`, speaking RESP `protocol`, authenticated with the
+   * node's own credentials, its events going to `events` (not to the node). The near
+   * cache's tracking connections (src/cache/tracking.ts) are these.
+   */
+  openOwn(db: number, protocol: 2 | 3, events: ConnectionEvents): BackendConnection {
+    const { config, connectTimeout } = this.options;
+    const { host, port, username, password } = config;
+    const hello = this.serverVersion === '' || Number.parseInt(this.serverVersion, 10) >= 6;
+    const options = { host, port, db, protocol, username, password, identity: null, connectTimeout, label: this.label, hello, tls: this.tls };
+    return new BackendConnection(options, events);
+  }
+
   private open(db: number, protocol: 2 | 3, wantClientId = false, identity: BackendIdentity | null = null): BackendConnection {
     const { config, connectTimeout } = this.options;
     const { host, port, username, password } = config;

@@ -9,7 +9,10 @@
  * replies arrive, then it closes), and sessions never notice unless the master moved
  * while they held a dedicated connection on it.
  *
- * Clients are accepted on a ClientServer (./client-server.ts): plain TCP or TLS.
+ * Clients are accepted on a ClientServer (./client-server.ts): plain TCP or TLS. With
+ * `http`, an HTTP GET front end (../http/server.ts) reads through the same router and
+ * causal reads; with `http.cache` or `nearCache`, a near cache (../cache/) answers hot
+ * GETs from memory.
  */
 import type net from 'node:net';
 import type { Logger } from 'pino';
@@ -29,6 +32,9 @@ import type { Peers } from '../cluster/peers.js';
 import { CausalReads } from '../consistency/causal-reads.js';
 import { BUCKET_ALL, SharedWrites } from '../consistency/shared-writes.js';
 import { killMatching, listLines, type ClientFilter } from '../session/client-command.js';
+import { CachedReads } from '../cache/cached-reads.js';
+import { HttpFrontEnd } from '../http/server.js';
+import type { NearCacheConfig } from '../config/types.js';
 import { ListenerStats } from '../metrics/stats.js';
 import { SentinelWatcher } from '../topology/sentinel.js';
 import { addressOf, nodeKey, resolveTopology, type DiscoveredTopology, type Topology } from '../topology/topology.js';
@@ -81,6 +87,10 @@ export class Listener implements SessionContext {
   private masterDemoted = false;
   /** Counters for the metrics (src/metrics/stats.ts). */
   readonly stats = new ListenerStats();
+  /** The near cache (`http.cache` or `nearCache`; null: none). */
+  nearCache: CachedReads | null = null;
+  /** The HTTP GET front end (`http`; null: none). */
+  http: HttpFrontEnd | null = null;
 
   /**
    * Builds a listener (not started) for `config`: with `sentinel`, after asking Sentinel
@@ -158,6 +168,39 @@ export class Listener implements SessionContext {
       },
     });
     this.clients = new ClientServer(config, (socket) => this.accept(socket), () => this.logger);
+    if (config.cache !== undefined) this.nearCache = this.createCache(config.cache);
+  }
+
+  private createCache(config: NearCacheConfig): CachedReads {
+    return new CachedReads(config, this.causal, this.router, () => this.logger);
+  }
+
+  /**
+   * A reload's `http.cache` / `nearCache`: a new size makes a new, empty cache (the old
+   * one's tracking connections close); none closes it.
+   */
+  private reconfigureCache(before: NearCacheConfig | undefined, next: NearCacheConfig | undefined): void {
+    if (JSON.stringify(before) === JSON.stringify(next)) return;
+    this.nearCache?.close();
+    this.nearCache = next === undefined ? null : this.createCache(next);
+  }
+
+  /** A reload's `http`: started, moved (a new port, bind or TLS) or stopped. */
+  private async reconfigureHttp(): Promise<void> {
+    const next = this.config.http;
+    if (next === undefined) {
+      const http = this.http;
+      this.http = null;
+      await http?.close();
+      return;
+    }
+    if (this.http === null) {
+      const http = new HttpFrontEnd(this, next);
+      await http.start();
+      this.http = http;
+      return;
+    }
+    await this.http.reconfigure(next);
   }
 
   /** Node identity (see ../topology/topology.ts nodeKey) of each node created, to keep it across reloads. */
@@ -215,6 +258,11 @@ export class Listener implements SessionContext {
     await this.learnFromMaster();
     await this.verifyDenyList();
     this.port = await this.clients.listen(this.config.listen);
+    if (this.config.http !== undefined) {
+      const http = new HttpFrontEnd(this, this.config.http);
+      await http.start();
+      this.http = http;
+    }
     this.startTimers();
     this.watcher?.start();
     this.logger.info(
@@ -300,7 +348,9 @@ export class Listener implements SessionContext {
     }
     this.applyTopology(resolveTopology(next, discovered), 'reload');
     if (next.authentication === 'redis' && before.authentication !== 'redis') void this.redisUsers.probeDefault();
+    this.reconfigureCache(before.cache, next.cache);
     await this.clients.reconfigure(next);
+    await this.reconfigureHttp();
     void this.verifyDenyList();
   }
 
@@ -361,6 +411,8 @@ export class Listener implements SessionContext {
     }
     // New nodes serve reads once a health check has seen them linked and in time.
     if (created.length > 0 && this.port !== 0) void this.checkHealth();
+    // The cache's tracking connections to nodes that left close (and flush the cache).
+    this.nearCache?.tracking.retain(this.nodes);
   }
 
   /**
@@ -376,6 +428,8 @@ export class Listener implements SessionContext {
     this.causal.close();
     this.redisUsers.close();
     const serverClosed = this.clients.close();
+    const httpClosed = this.http?.close();
+    this.nearCache?.close();
     for (const s of this.sessions) s.closeAfterReplies();
     if (this.sessions.size > 0) {
       await new Promise<void>((resolve) => {
@@ -390,6 +444,7 @@ export class Listener implements SessionContext {
     // What is left of a TLS server's connections never finished its handshake.
     this.clients.dropHandshakes();
     await serverClosed;
+    await httpClosed;
     await Promise.all([...this.nodes, ...this.retiring].map((n) => n.close()));
   }
 
@@ -488,6 +543,9 @@ export class Listener implements SessionContext {
         : [`sentinel_master_name:${sentinel.masterName}`, `sentinel_in_use:${this.watcher?.sentinel || 'none'}`]),
       `master_role:${this.master.health.role || 'unknown'}`,
       ...nodes,
+      `near_cache_resp:${this.config.nearCache ? 1 : 0}`,
+      ...(this.nearCache?.cache.infoLines() ?? []),
+      ...(this.http?.infoLines() ?? []),
     ].join('\r\n');
   }
 
@@ -591,6 +649,7 @@ export class Listener implements SessionContext {
   private expireCommands(): void {
     const now = coarseNow();
     for (const node of this.nodes) node.expireShared(now, this.config.commandTimeout);
+    this.nearCache?.tracking.expire(now, this.config.commandTimeout);
     this.redisUsers.prune();
   }
 

@@ -4,12 +4,18 @@
  */
 import Denque from 'denque';
 import type { Node } from '../backend/node.js';
+import type { CachedReads } from '../cache/cached-reads.js';
 import type { CommandInfo } from '../commands/index.js';
 import type { CausalMode } from '../config/types.js';
 import { KEYS_MANY, KEYS_UNKNOWN, requestKeys, type CausalReads } from '../consistency/causal-reads.js';
 import type { RequestView } from '../protocol/request-parser.js';
 import type { Router } from '../routing/router.js';
 import type { ReplySlot } from './reply-slot.js';
+
+/** Where the listener's near cache is now (a reload may add, resize or remove it). */
+export interface CacheSource {
+  readonly nearCache: CachedReads | null;
+}
 
 export class SessionWrites {
   /**
@@ -31,7 +37,10 @@ export class SessionWrites {
    */
   private pending: Denque<number> | null = null;
 
-  constructor(private readonly causal: CausalReads) {
+  constructor(
+    private readonly causal: CausalReads,
+    private readonly caches: CacheSource,
+  ) {
     this.mode = causal.mode;
   }
 
@@ -40,6 +49,8 @@ export class SessionWrites {
    * in database `db`; `req` null for bytes the proxy made, such as EXEC's stand-ins).
    */
   sent(slot: ReplySlot, cmd: CommandInfo | undefined, req: RequestView | null, db: number): void {
+    // The near cache drops the keys now, before Redis runs the write (src/cache/cached-reads.ts).
+    this.caches.nearCache?.written(cmd, req);
     if (this.inFlight === 0) this.mode = this.causal.mode;
     if (this.mode === 'none') return;
     this.inFlight++;
@@ -87,6 +98,30 @@ export class SessionWrites {
     const keys = requestKeys(cmd, req, db, this.scratch);
     if (this.inFlight > 0 && this.pendingTouches(keys)) return router.master;
     return causal.readNode(router, causal.readNeeds(keys, this.scratch));
+  }
+
+  /**
+   * A write sent without a reply slot (written to the lease in a Pub/Sub or MONITOR
+   * stream): the near cache drops its keys all the same.
+   */
+  sentInStream(cmd: CommandInfo | undefined, req: RequestView): void {
+    this.caches.nearCache?.written(cmd, req);
+  }
+
+  /**
+   * The latest write a GET `req` (command `cmd`, database `db`) must see, for the near
+   * cache: 0 under causalReads `none`, the session's last acknowledged write under
+   * `session`, the latest acknowledged write to its key under `global`. -1 when one of
+   * the session's own writes in flight may touch it: only the master will do then.
+   */
+  cacheNeeds(cmd: CommandInfo, req: RequestView, db: number): number {
+    const causal = this.causal;
+    if (this.inFlight === 0) this.mode = causal.mode;
+    if (this.mode === 'none') return 0;
+    if (this.mode === 'session') return this.inFlight > 0 ? -1 : this.lastSeq;
+    const keys = requestKeys(cmd, req, db, this.scratch);
+    if (this.inFlight > 0 && this.pendingTouches(keys)) return -1;
+    return causal.readNeeds(keys, this.scratch);
   }
 
   /** True when a write in flight may touch what a read of `keys` (with `scratch`) reads. */

@@ -67,6 +67,7 @@ import type { Router } from '../routing/router.js';
 import type { DenyList } from '../server/deny-list.js';
 import type { RedisUsers } from '../server/redis-users.js';
 import type { CausalReads } from '../consistency/causal-reads.js';
+import type { CachedReads } from '../cache/cached-reads.js';
 import { newClientId, redirectArg, redirectTarget, unblockRequest, withClientId } from './client-ids.js';
 import { SessionWrites } from './session-writes.js';
 import {
@@ -143,6 +144,8 @@ export interface SessionContext extends LocalContext {
   sendToReplicas(args: Buffer[]): void;
   /** The Redis ACL users sessions log in as (`authentication: "redis"`). */
   readonly redisUsers: RedisUsers;
+  /** The listener's near cache (null: none); RESP GET uses it with `nearCache`, every write drops its keys. */
+  readonly nearCache: CachedReads | null;
 }
 
 /** Session state bits; any of them keeps the session on its lease. */
@@ -272,7 +275,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     this.output = new BatchedOutput(socket);
     this.replies = new ReplyQueue(this, this.output, ctx.config.clientOutputLimit);
     this.channel = new MasterChannel(ctx, this);
-    this.writes = new SessionWrites(ctx.causal);
+    this.writes = new SessionWrites(ctx.causal, ctx);
     this.identity = this.identityBeforeLogin();
     this.ctx.redisUsers.retain(this.identity);
     this.channel.setIdentity(this.identity);
@@ -488,6 +491,9 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
       case ROUTE_MASTER:
         return this.sendToMaster(req, (cmd.traits & TRAIT_WRITE ? SLOT_WRITE : 0) | (cmd.traits & TRAIT_SCRIPT ? SLOT_PATIENT : 0), cmd);
       case ROUTE_READ:
+        if (this.ctx.config.nearCache && this.state === 0 && cmd.name === 'get' && req.argc === 2 && this.channel.lease === null) {
+          return this.sendCachedGet(req, cmd, this.ctx.nearCache);
+        }
         return this.sendRead(req, this.channel.lease === null ? this.writes.readNode(cmd, req, this.db, this.ctx.router) : this.ctx.master);
       case ROUTE_LOCAL:
         LOCAL_COMMANDS.get(cmd.name)!(this, req);
@@ -840,6 +846,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     if (cmd !== undefined && cmd.traits & TRAIT_CONNECTION_STATE && cmd.route !== ROUTE_SUBSCRIBE && cmd.route !== ROUTE_UNSUBSCRIBE) {
       lease.markStateUnknown();
     }
+    if (cmd === undefined || cmd.traits & TRAIT_WRITE) this.writes.sentInStream(cmd, req);
     this.channel.writeRaw(bytes);
     return true;
   }
@@ -1266,6 +1273,27 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
     const fresh = req.argc <= cursor || req.argIs(cursor, '0');
     if (fresh || this.scanNode === null || !this.scanNode.reachable) this.scanNode = this.writes.readNode(cmd, req, this.db, this.ctx.router);
     return this.sendRead(req, this.scanNode);
+  }
+
+  /**
+   * GET of a plain session (no MULTI, WATCH, tracking, stream or lease) with `nearCache`:
+   * answered from the near cache when it holds a version the read may see (causal reads,
+   * src/cache/cached-reads.ts), as a bulk string (the same bytes in RESP2 and RESP3); else
+   * read the usual way, and the cache filled in the background from the same node.
+   */
+  private sendCachedGet(req: RequestView, cmd: CommandInfo, near: CachedReads | null): boolean {
+    const needed = near === null ? -1 : this.writes.cacheNeeds(cmd, req, this.db);
+    if (needed >= 0) {
+      const entry = near!.cache.get(this.db, req.buf, req.starts[1]!, req.ends[1]!, needed);
+      if (entry !== undefined) {
+        this.reply(entry.reply);
+        return true;
+      }
+    }
+    const node = this.writes.readNode(cmd, req, this.db, this.ctx.router);
+    if (!this.sendRead(req, node)) return false;
+    if (needed >= 0 && node !== null) near!.prefetch(node, this.db, req.buf, req.starts[1]!, req.ends[1]!, needed);
+    return true;
   }
 
   /** Sends a read to `node` (the master through the barrier, a replica on its shared connection). */
