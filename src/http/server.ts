@@ -15,8 +15,9 @@
  *   (`Retry-After: 1`). Cache hits never wait. 502 when the node answered with an error or
  *   its connection failed (after up to 2 retries elsewhere), 504 when the read timed out
  *   (`commandTimeout`).
- * - Headers: `Cache-Control: max-age=<s>` and `Age: <s>` describe the near cache's copy
- *   (seconds the entry may still be kept, and since it was fetched); `X-Cache: HIT` or
+ * - Headers: `Cache-Control: max-age=<ttl s>` and `Age: <s since fetched>` describe the
+ *   near cache's copy (RFC 9111: a cache in front may keep it for max-age - Age, which is
+ *   what the near cache has left of the entry's ttl); `X-Cache: HIT` or
  *   `MISS` when the cache is on. A value not kept in the cache (cache off, or its fill was
  *   invalidated in flight), and every non-200 answer, carries `Cache-Control: no-store`.
  *
@@ -345,9 +346,10 @@ export class HttpFrontEnd {
       headers['Cache-Control'] = 'no-store';
       headers.Age = 0;
     } else {
+      // RFC 9111: max-age is the entry's freshness lifetime and Age how much of it is gone,
+      // so a cache in front keeps it for max-age - Age: what the near cache has left.
       const ttl = this.source.nearCache?.cache.config.ttl ?? 0;
-      const remaining = Math.max(0, entry.fetchedAt + ttl - Date.now());
-      headers['Cache-Control'] = `max-age=${Math.floor(remaining / 1000)}`;
+      headers['Cache-Control'] = `max-age=${Math.floor(ttl / 1000)}`;
       headers.Age = Math.max(0, Math.floor((Date.now() - entry.fetchedAt) / 1000));
     }
     if (this.config.cached) headers['X-Cache'] = found.hit ? 'HIT' : 'MISS';
