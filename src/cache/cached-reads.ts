@@ -8,8 +8,9 @@
  *   from the node causal reads and the read policy picked, on that node's tracking
  *   connection ({@link CachedReads.fetch}, {@link CachedReads.prefetch}).
  * - Writers (every write sent through the listener, src/session/session-writes.ts) drop
- *   their keys when they are sent ({@link CachedReads.written}); a write whose keys are not
- *   known flushes the cache.
+ *   their keys when they are sent ({@link CachedReads.written}) and again when they are
+ *   answered ({@link CachedReads.acknowledged}); a write whose keys are not known flushes
+ *   the cache.
  */
 import type { Logger } from 'pino';
 import type { Node } from '../backend/node.js';
@@ -91,17 +92,34 @@ export class CachedReads {
    * of them in flight will not be inserted; a write whose keys are not known (FLUSHDB,
    * FLUSHALL, SWAPDB, EXEC, EVAL, unknown commands) flushes the cache.
    */
-  written(cmd: CommandInfo | undefined, req: RequestView | null): void {
+  written(cmd: CommandInfo | undefined, req: RequestView | null): string[] | null {
     const cache = this.cache;
     if (cmd === undefined || req === null || cmd.traits & TRAIT_KEYS_UNKNOWN || cmd.firstKey <= 0 || cmd.firstKey >= req.argc) {
       cache.flush();
-      return;
+      return null;
     }
     const first = cmd.firstKey;
     const last = cmd.lastKey < 0 ? req.argc + cmd.lastKey : Math.min(cmd.lastKey, req.argc - 1);
     const step = cmd.step > 0 ? cmd.step : 1;
     const buf = req.buf;
-    for (let i = first; i <= last; i += step) cache.invalidate(buf.toString('latin1', req.starts[i]!, req.ends[i]!));
+    const keys: string[] = [];
+    for (let i = first; i <= last; i += step) {
+      const key = buf.toString('latin1', req.starts[i]!, req.ends[i]!);
+      cache.invalidate(key);
+      keys.push(key);
+    }
+    return keys;
+  }
+
+  /**
+   * The write that dropped `keys` (null: a flush) when it was sent has been answered: they
+   * are dropped again. A fill that ran on the node before the write did, on another
+   * connection, and whose invalidation is still on its way, is not left for reads that
+   * come after the acknowledgement.
+   */
+  acknowledged(keys: string[] | null): void {
+    if (keys === null) this.cache.flush();
+    else for (const key of keys) this.cache.invalidate(key);
   }
 
   /** Drops every entry and closes the tracking connections (the listener closes, or a reload resizes the cache). */

@@ -49,8 +49,9 @@ export class SessionWrites {
    * in database `db`; `req` null for bytes the proxy made, such as EXEC's stand-ins).
    */
   sent(slot: ReplySlot, cmd: CommandInfo | undefined, req: RequestView | null, db: number): void {
-    // The near cache drops the keys now, before Redis runs the write (src/cache/cached-reads.ts).
-    this.caches.nearCache?.written(cmd, req);
+    // The near cache drops the keys now, before Redis runs the write, and again at its reply (src/cache/cached-reads.ts).
+    const near = this.caches.nearCache;
+    if (near !== null) slot.cacheKeys = near.written(cmd, req);
     if (this.inFlight === 0) this.mode = this.causal.mode;
     if (this.mode === 'none') return;
     this.inFlight++;
@@ -68,6 +69,10 @@ export class SessionWrites {
 
   /** The reply (or failure: it may have run) of a write sent with `slot` arrived. Replies come in send order. */
   answered(slot: ReplySlot): void {
+    if (slot.cacheKeys !== undefined) {
+      this.caches.nearCache?.acknowledged(slot.cacheKeys);
+      slot.cacheKeys = undefined;
+    }
     if (this.mode === 'none') return;
     this.inFlight--;
     const pending = this.pending;
