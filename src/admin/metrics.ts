@@ -196,6 +196,37 @@ export function createRegistry(listeners: () => readonly Listener[], status: Pro
       }),
     ),
     metric(
+      'redis_proxy_near_cache_events_total',
+      'Near cache events: hits, misses, fills, fills discarded (invalidated in flight), invalidations, evictions, flushes (src/cache/).',
+      'counter',
+      perListener((l, labels) => {
+        const c = l.nearCache?.cache.counters;
+        if (c === undefined) return [];
+        const events: Array<[string, number]> = [
+          ['hit', c.hits],
+          ['miss', c.misses],
+          ['fill', c.fills],
+          ['fill_discarded', c.discarded],
+          ['invalidation', c.invalidations],
+          ['eviction', c.evictions],
+          ['flush', c.flushes],
+        ];
+        return events.map(([event, value]) => ({ labels: { ...labels, event }, value }));
+      }),
+    ),
+    metric(
+      'redis_proxy_near_cache_entries',
+      'Entries in the near cache now.',
+      'gauge',
+      perListener((l, labels) => (l.nearCache === null ? [] : [{ labels, value: l.nearCache.cache.size }])),
+    ),
+    metric(
+      'redis_proxy_near_cache_bytes',
+      'Bytes of keys and values in the near cache now.',
+      'gauge',
+      perListener((l, labels) => (l.nearCache === null ? [] : [{ labels, value: l.nearCache.cache.bytes }])),
+    ),
+    metric(
       'redis_proxy_config_generation',
       'Config generation: 1 at start, +1 per reload applied.',
       'gauge',

@@ -155,11 +155,15 @@ t.test('eviction by count and by bytes; flushed by FLUSHALL and by a lost tracki
   const set = await startReplicaSet({ replicas: 1, t });
   const byCount = await freePort();
   const byBytes = await freePort();
+  const admin = await freePort();
   const tp = await startTestProxy(
-    [
-      listenerFor(set.master, set.replicas, { http: { listen: byCount, cache: { maxKeys: 3, ttl: 60_000 } } }),
+    {
+      admin: { listen: admin },
+      listeners: [
+      listenerFor(set.master, set.replicas, { name: 'by-count', http: { listen: byCount, cache: { maxKeys: 3, ttl: 60_000 } } }),
       listenerFor(set.master, set.replicas, { http: { listen: byBytes, cache: { maxKeys: 100, maxBytes: 100, ttl: 60_000 } } }),
-    ],
+      ],
+    },
     { t },
   );
   const direct = set.master.client();
@@ -175,6 +179,10 @@ t.test('eviction by count and by bytes; flushed by FLUSHALL and by a lost tracki
   t.equal(info.near_cache_evictions, 2);
   t.equal((await httpGet(byCount, '/c5')).cache, 'HIT', 'the most recent stays');
   t.equal((await httpGet(byCount, '/c1')).cache, 'MISS', 'the least recently used went first');
+  const metrics = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
+  t.match(metrics, /^redis_proxy_near_cache_entries\{listener="by-count"\} 3$/m);
+  t.match(metrics, /^redis_proxy_near_cache_events_total\{listener="by-count",event="eviction"\} 3$/m);
+  t.match(metrics, /^redis_proxy_near_cache_events_total\{listener="by-count",event="hit"\} 1$/m);
 
   for (let i = 1; i <= 5; i++) await httpGet(byBytes, `/b${i}`);
   info = await cacheInfo(bytesInfo);
