@@ -5,7 +5,9 @@
  * a reload that starts, moves and stops it.
  */
 import http from 'node:http';
+import https from 'node:https';
 import t from 'tap';
+import { makePki } from '../helpers/certs.js';
 import { freePort } from '../helpers/clients.js';
 import { listenerFor, proxyInfo, startTestProxy } from '../helpers/proxy.js';
 import { startReplicaSet } from '../helpers/redis.js';
@@ -162,4 +164,26 @@ t.test('reload starts, moves and stops the front end', async (t) => {
   await t.rejects(request(first, '/k'), 'the old port is closed');
   await tp.reload([{ ...listenerFor(set.master, set.replicas), listen: tp.port }]);
   await t.rejects(request(second, '/k'), 'stopped by a reload');
+});
+
+t.test('HTTPS with the listener\'s certificate', async (t) => {
+  const pki = makePki({ t });
+  const set = await startReplicaSet({ replicas: 1, t });
+  const httpPort = await freePort();
+  await startTestProxy(
+    [listenerFor(set.master, set.replicas, { tls: { cert: pki.server.cert, key: pki.server.key }, http: { listen: httpPort, cache: { maxKeys: 10, ttl: 1000 } } })],
+    { t },
+  );
+  await set.master.client().set('k', 'secret value');
+  await set.sync();
+  const reply = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = https.get({ host: '127.0.0.1', port: httpPort, path: '/k', ca: pki.read(pki.ca), agent: false }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+  });
+  t.same(reply, { status: 200, body: 'secret value' }, 'served over TLS, the certificate verified against the CA');
+  await t.rejects(request(httpPort, '/k'), 'plain HTTP is not served on an HTTPS port');
 });
