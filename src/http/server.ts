@@ -15,6 +15,8 @@
  *   (`Retry-After: 1`). Cache hits never wait. 502 when the node answered with an error or
  *   its connection failed (after up to 2 retries elsewhere), 504 when the read timed out
  *   (`commandTimeout`).
+ * - With the cache on, requests for a key whose read is already on its way to Redis wait
+ *   for that read's answer instead of reading again (they take no maxInFlight place).
  * - Headers: `Cache-Control: max-age=<ttl s>` and `Age: <s since fetched>` describe the
  *   near cache's copy (RFC 9111: a cache in front may keep it for max-age - Age, which is
  *   what the near cache has left of the entry's ttl); `X-Cache: HIT` or
@@ -79,6 +81,9 @@ interface Found {
 /** A read waiting for its turn (maxInFlight). */
 type Pending = () => void;
 
+/** Where a read's outcome goes: a status, and the value or the error text. */
+type Answer = (status: number, found: Found | null, message: string) => void;
+
 const TEXT = 'text/plain; charset=utf-8';
 const GET_TYPE = (key: Buffer): Buffer => encodeCommand(['TYPE', key]);
 
@@ -106,6 +111,8 @@ export class HttpFrontEnd {
   port = 0;
   private inFlight = 0;
   private readonly queue = new Denque<Pending>();
+  /** With the cache on: the reads on their way to Redis, by key (latin1), with the requests that wait for the same answer. */
+  private readonly reading = new Map<string, Answer[]>();
   readonly counters: HttpCounters = { requests: 0, ok: 0, clientErrors: 0, serverErrors: 0, queueFull: 0 };
 
   /**
@@ -233,16 +240,32 @@ export class HttpFrontEnd {
         return;
       }
     }
+    const respond: Answer = (status, found, message) => {
+      if (found !== null) this.value(res, head, found, key);
+      else this.text(res, head, status, message);
+    };
+    // A read of the same key already on its way to Redis (cache on): this one takes its answer.
+    const name = near === null ? '' : key.toString('latin1', 0, key.length);
+    const joined = near === null ? undefined : this.reading.get(name);
+    if (joined !== undefined) {
+      joined.push(respond);
+      return;
+    }
     const run = (): void => {
       if (res.destroyed) {
         this.next();
         return;
       }
       this.inFlight++;
+      if (near !== null) this.reading.set(name, []);
       this.read(key, needed, near, null, 0, (status, found, message) => {
         this.inFlight--;
-        if (found !== null) this.value(res, head, found, key);
-        else this.text(res, head, status, message);
+        respond(status, found, message);
+        if (near !== null) {
+          const followers = this.reading.get(name);
+          this.reading.delete(name);
+          for (const follower of followers ?? []) follower(status, found, message);
+        }
         this.next();
       });
     };
