@@ -19,7 +19,7 @@ import type { NearCacheConfig } from '../config/types.js';
 import type { CausalReads } from '../consistency/causal-reads.js';
 import type { RequestView } from '../protocol/request-parser.js';
 import type { Router } from '../routing/router.js';
-import { NearCache, type CacheEntry } from './near-cache.js';
+import { keyHash, NearCache, type CacheEntry } from './near-cache.js';
 import { CacheTracking, type FillResult } from './tracking.js';
 
 export class CachedReads {
@@ -61,13 +61,13 @@ export class CachedReads {
   fetch(node: Node, db: number, key: Buffer, needed: number, done: (result: FillResult, entry: CacheEntry | null) => void): boolean {
     if (!this.tracking.canTrack(node)) return false;
     const cache = this.cache;
-    const name = key.toString('latin1', 0, key.length);
+    const name = keyHash(key, 0, key.length);
     const token = cache.beginFill(name);
     const fetchedAt = Date.now();
     const covered = this.coveredBy(node, needed);
     this.tracking.get(node, db, key, (result) => {
       if (result.kind === 'value') {
-        done(result, cache.completeFill(token, db, name, result.value, fetchedAt, covered));
+        done(result, cache.completeFill(token, db, name, key, result.value, fetchedAt, covered));
       } else {
         cache.abandonFill(token, name);
         done(result, null);
@@ -82,7 +82,7 @@ export class CachedReads {
    * connection), unless a fill of the key is already in flight or the node is not usable.
    */
   prefetch(node: Node, db: number, buf: Buffer, start: number, end: number, needed: number): void {
-    if (!node.reachable || this.cache.filling(buf.toString('latin1', start, end))) return;
+    if (!node.reachable || this.cache.filling(keyHash(buf, start, end))) return;
     this.fetch(node, db, Buffer.from(buf.subarray(start, end)), needed, () => undefined);
   }
 
@@ -92,7 +92,7 @@ export class CachedReads {
    * of them in flight will not be inserted; a write whose keys are not known (FLUSHDB,
    * FLUSHALL, SWAPDB, EXEC, EVAL, unknown commands) flushes the cache.
    */
-  written(cmd: CommandInfo | undefined, req: RequestView | null): string[] | null {
+  written(cmd: CommandInfo | undefined, req: RequestView | null): number[] | null {
     const cache = this.cache;
     if (cmd === undefined || req === null || cmd.traits & TRAIT_KEYS_UNKNOWN || cmd.firstKey <= 0 || cmd.firstKey >= req.argc) {
       cache.flush();
@@ -102,9 +102,9 @@ export class CachedReads {
     const last = cmd.lastKey < 0 ? req.argc + cmd.lastKey : Math.min(cmd.lastKey, req.argc - 1);
     const step = cmd.step > 0 ? cmd.step : 1;
     const buf = req.buf;
-    const keys: string[] = [];
+    const keys: number[] = [];
     for (let i = first; i <= last; i += step) {
-      const key = buf.toString('latin1', req.starts[i]!, req.ends[i]!);
+      const key = keyHash(buf, req.starts[i]!, req.ends[i]!);
       cache.invalidate(key);
       keys.push(key);
     }
@@ -117,7 +117,7 @@ export class CachedReads {
    * connection, and whose invalidation is still on its way, is not left for reads that
    * come after the acknowledgement.
    */
-  acknowledged(keys: string[] | null): void {
+  acknowledged(keys: number[] | null): void {
     if (keys === null) this.cache.flush();
     else for (const key of keys) this.cache.invalidate(key);
   }

@@ -18,14 +18,48 @@
  *   applied when the fill was sent (`covered`); a read that needs a later write
  *   (src/consistency/causal-reads.ts) does not take it.
  *
- * Keys: `<db>:<key bytes as latin1>` in the LRU (so binary keys map one to one); fills in
- * flight by key alone. Sizes: the entry's key bytes plus value bytes.
+ * Keys: a 53-bit hash of the key's bytes ({@link keyHash}, computed once per request,
+ * no string built), mixed with the database for the LRU; an entry keeps its key's bytes
+ * and a lookup compares them, so a collision is a miss, never a wrong value. Fills in
+ * flight and invalidations go by the hash alone (an invalidation names no database; a
+ * collision only drops an entry too many). Sizes: the entry's key bytes plus value bytes.
  */
 import { LRUCache } from 'lru-cache';
 import type { NearCacheConfig } from '../config/types.js';
 
+/**
+ * A 53-bit hash of `buf[start, end)` (two 32-bit FNV-1a variants): the identity of a key
+ * in the cache, the same in every database.
+ */
+export function keyHash(buf: Buffer, start: number, end: number): number {
+  let a = 0x811c9dc5;
+  let b = 0x1b873593;
+  for (let i = start; i < end; i++) {
+    const c = buf[i]!;
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+    b ^= b >>> 15;
+  }
+  return (a >>> 0) * 2097152 + (b >>> 11);
+}
+
+/** The LRU key of hash `h` in database `db`. */
+function slotOf(h: number, db: number): number {
+  return db === 0 ? h : (h + db * 0x9e3779b1) % 9007199254740992;
+}
+
+/** Whether `key` holds the bytes `buf[start, end)`. */
+function sameBytes(key: Buffer, buf: Buffer, start: number, end: number): boolean {
+  const n = end - start;
+  if (key.length !== n) return false;
+  for (let i = 0; i < n; i++) if (key[i] !== buf[start + i]) return false;
+  return true;
+}
+
 /** One cached value. */
 export interface CacheEntry {
+  /** The key's bytes (a lookup compares them). */
+  readonly key: Buffer;
   /** The value as a RESP bulk string (`$<n>\r\n<value>\r\n`): the same bytes in RESP2 and RESP3. */
   readonly reply: Buffer;
   /** Where the value starts in `reply` (it ends 2 bytes before the end). */
@@ -67,20 +101,20 @@ function bulkHeader(n: number): string {
 }
 
 export class NearCache {
-  private readonly lru: LRUCache<string, CacheEntry>;
-  /** Fills in flight, by key (latin1, no database). */
-  private readonly inflight = new Map<string, FillToken>();
+  private readonly lru: LRUCache<number, CacheEntry>;
+  /** Fills in flight, by key hash (no database). */
+  private readonly inflight = new Map<number, FillToken>();
   /** Databases that have had entries (an invalidation names keys only). */
   private readonly dbs = new Set<number>();
   readonly counters: NearCacheCounters = { hits: 0, misses: 0, invalidations: 0, evictions: 0, flushes: 0, fills: 0, discarded: 0 };
 
   /** @param config maxKeys (entries), maxBytes (bytes of keys plus values; unset: no limit), ttl (ms) */
   constructor(readonly config: NearCacheConfig) {
-    this.lru = new LRUCache<string, CacheEntry>({
+    this.lru = new LRUCache<number, CacheEntry>({
       max: config.maxKeys,
       // Sizes are always counted (INFO shows the bytes); the limit applies only when set.
       maxSize: config.maxBytes ?? Number.MAX_SAFE_INTEGER,
-      sizeCalculation: (entry, key) => Math.max(1, key.length - key.indexOf(':') - 1 + entry.reply.length - entry.valueStart - 2),
+      sizeCalculation: (entry) => Math.max(1, entry.key.length + entry.reply.length - entry.valueStart - 2),
       ttl: config.ttl,
       updateAgeOnGet: false,
       dispose: (_entry, _key, reason) => {
@@ -105,8 +139,8 @@ export class NearCache {
    * undefined, counted as a miss.
    */
   get(db: number, buf: Buffer, start: number, end: number, needed: number): CacheEntry | undefined {
-    const entry = this.lru.get(`${db}:${buf.toString('latin1', start, end)}`);
-    if (entry === undefined || entry.covered < needed) {
+    const entry = this.lru.get(slotOf(keyHash(buf, start, end), db));
+    if (entry === undefined || entry.covered < needed || !sameBytes(entry.key, buf, start, end)) {
       this.counters.misses++;
       return undefined;
     }
@@ -114,18 +148,13 @@ export class NearCache {
     return entry;
   }
 
-  /** ms the entry for `key` may still be kept (0 when none). */
-  remainingTtl(db: number, key: Buffer): number {
-    return Math.max(0, this.lru.getRemainingTTL(`${db}:${key.toString('latin1', 0, key.length)}`));
-  }
-
-  /** True when a fill for `key` (latin1) is in flight. */
-  filling(key: string): boolean {
+  /** True when a fill for the key of hash `key` ({@link keyHash}) is in flight. */
+  filling(key: number): boolean {
     return this.inflight.has(key);
   }
 
-  /** A fill of `key` (latin1) is about to be sent: its token says, when it completes, whether to insert it. */
-  beginFill(key: string): FillToken {
+  /** A fill of the key of hash `key` is about to be sent: its token says, when it completes, whether to insert it. */
+  beginFill(key: number): FillToken {
     let token = this.inflight.get(key);
     if (token === undefined) {
       token = new FillToken();
@@ -136,14 +165,22 @@ export class NearCache {
   }
 
   /**
-   * A fill of `key` (latin1) in database `db` completed: inserts `value` (a copy is kept)
-   * unless the key was invalidated meanwhile; `value` null (a miss, another type, an
-   * error) inserts nothing.
+   * A fill of `name` (its bytes; `key` its hash) in database `db` completed: inserts
+   * `value` (a copy is kept) unless the key was invalidated meanwhile; `value` null (a
+   * miss, another type, an error) inserts nothing.
    * @param fetchedAt Date.now() when the fill was sent
    * @param covered the sequence number its node had applied then (see the file's comment)
    * @returns the entry inserted, or null
    */
-  completeFill(token: FillToken, db: number, key: string, value: Buffer | null, fetchedAt: number, covered: number): CacheEntry | null {
+  completeFill(
+    token: FillToken,
+    db: number,
+    key: number,
+    name: Buffer,
+    value: Buffer | null,
+    fetchedAt: number,
+    covered: number,
+  ): CacheEntry | null {
     this.endFill(token, key);
     if (value === null) return null;
     if (token.stale) {
@@ -156,36 +193,34 @@ export class NearCache {
     value.copy(reply, header.length);
     reply[reply.length - 2] = 0x0d;
     reply[reply.length - 1] = 0x0a;
-    const entry: CacheEntry = { reply, valueStart: header.length, fetchedAt, covered };
+    const entry: CacheEntry = { key: Buffer.from(name), reply, valueStart: header.length, fetchedAt, covered };
     this.dbs.add(db);
-    this.lru.set(`${db}:${key}`, entry);
+    this.lru.set(slotOf(key, db), entry);
     this.counters.fills++;
     return entry;
   }
 
   /** A fill of `key` failed (its connection went): nothing is inserted. */
-  abandonFill(token: FillToken, key: string): void {
+  abandonFill(token: FillToken, key: number): void {
     this.endFill(token, key);
   }
 
-  private endFill(token: FillToken, key: string): void {
+  private endFill(token: FillToken, key: number): void {
     if (--token.count === 0 && this.inflight.get(key) === token) this.inflight.delete(key);
   }
 
   /**
-   * `key` (latin1) changed, or is about to (a write through the proxy was sent): dropped in
-   * every database, and the fills in flight for it will not be inserted.
+   * The key of hash `key` changed, or is about to (a write through the proxy was sent):
+   * dropped in every database, and the fills in flight for it will not be inserted.
    */
-  invalidate(key: string): void {
+  invalidate(key: number): void {
     this.counters.invalidations++;
     const token = this.inflight.get(key);
     if (token !== undefined) {
       token.stale = true;
       this.inflight.delete(key);
     }
-    for (const db of this.dbs) {
-      this.lru.delete(`${db}:${key}`);
-    }
+    for (const db of this.dbs) this.lru.delete(slotOf(key, db));
   }
 
   /** Drops every entry; fills in flight are not inserted. */

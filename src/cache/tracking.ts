@@ -22,7 +22,7 @@ import type { BackendFailure, OwedReply, StreamSink } from '../backend/link.js';
 import type { Node } from '../backend/node.js';
 import { parseDecimal } from '../protocol/decimal.js';
 import { encodeCommand } from '../protocol/resp.js';
-import type { NearCache } from './near-cache.js';
+import { keyHash, type NearCache } from './near-cache.js';
 
 const TRACKING_ON = encodeCommand(['CLIENT', 'TRACKING', 'ON']);
 
@@ -86,10 +86,10 @@ export function readGetReply(buf: Buffer, start: number, end: number): FillResul
 
 /**
  * The keys of an invalidation push (`>2\r\n$10\r\ninvalidate\r\n*<n>\r\n$<len>\r\n<key>\r\n...`),
- * as latin1 strings; null for a null invalidation (`_` or `*-1`: flush everything);
+ * as views of `buf`; null for a null invalidation (`_` or `*-1`: flush everything);
  * undefined for a push that is not an invalidation.
  */
-export function invalidatedKeys(buf: Buffer, start: number, end: number): string[] | null | undefined {
+export function invalidatedKeys(buf: Buffer, start: number, end: number): Buffer[] | null | undefined {
   let at = start;
   const line = (): number => {
     const eol = buf.indexOf(0x0d, at);
@@ -106,11 +106,11 @@ export function invalidatedKeys(buf: Buffer, start: number, end: number): string
   if (buf[at] !== 0x2a) return undefined;
   const count = line();
   if (count < 0) return null;
-  const keys: string[] = [];
+  const keys: Buffer[] = [];
   for (let i = 0; i < count && at < end; i++) {
     if (buf[at] !== 0x24) return undefined;
     const n = line();
-    keys.push(buf.toString('latin1', at, at + n));
+    keys.push(buf.subarray(at, at + n));
     at += n + 2;
   }
   return keys;
@@ -187,7 +187,7 @@ export class CacheTracking implements StreamSink {
       this.cache.flush();
       return;
     }
-    for (const key of keys) this.cache.invalidate(key);
+    for (const key of keys) this.cache.invalidate(keyHash(key, 0, key.length));
   }
 
   onStreamClosed(): void {

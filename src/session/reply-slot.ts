@@ -75,11 +75,11 @@ export class ReplySlot implements OwedReply {
   /** The buckets of a write's keys when it has several. */
   manyKeys: number[] | null = null;
   /**
-   * For a write with the near cache on: the keys it dropped when sent (latin1), dropped
-   * again when it is answered; null: its keys are unknown (the cache was flushed, and is
-   * again). Undefined without a cache.
+   * For a write with the near cache on: the hashes of the keys it dropped when sent
+   * (src/cache/near-cache.ts keyHash), dropped again when it is answered; null: its keys
+   * are unknown (the cache was flushed, and is again). Undefined without a cache.
    */
-  cacheKeys: string[] | null | undefined = undefined;
+  cacheKeys: number[] | null | undefined = undefined;
   /** Times a read was sent again elsewhere after its node failed. */
   retries = 0;
   /** performance.now() when a read or write was sent, while requests are timed (metrics); else 0. */

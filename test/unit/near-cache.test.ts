@@ -4,42 +4,43 @@
  * key bytes, HTTP credentials, and the config keys `http` / `nearCache`.
  */
 import t from 'tap';
-import { NearCache } from '../../src/cache/near-cache.js';
+import { keyHash, NearCache } from '../../src/cache/near-cache.js';
 import { invalidatedKeys, readGetReply } from '../../src/cache/tracking.js';
 import { ConfigError, normalizeConfig } from '../../src/config/index.js';
 import { authorized } from '../../src/http/auth.js';
 import { keyFromTarget } from '../../src/http/key-path.js';
 
 const key = (s: string) => Buffer.from(s, 'latin1');
+const h = (s: string) => keyHash(key(s), 0, s.length);
 
 t.test('a fill invalidated while in flight is not inserted; flush discards fills too', async (t) => {
   const cache = new NearCache({ maxKeys: 10, ttl: 60_000 });
-  const token = cache.beginFill('k');
-  cache.invalidate('k');
-  t.equal(cache.completeFill(token, 0, 'k', key('old'), Date.now(), 0), null, 'discarded');
+  const token = cache.beginFill(h('k'));
+  cache.invalidate(h('k'));
+  t.equal(cache.completeFill(token, 0, h('k'), key('k'), key('old'), Date.now(), 0), null, 'discarded');
   t.equal(cache.get(0, key('k'), 0, 1, 0), undefined);
   t.equal(cache.counters.discarded, 1);
 
-  const a = cache.beginFill('k');
-  const b = cache.beginFill('k');
-  t.ok(cache.filling('k'));
-  t.not(cache.completeFill(a, 0, 'k', key('v1'), Date.now(), 0), null, 'an untouched fill is inserted');
-  t.ok(cache.filling('k'), 'the second fill is still in flight');
+  const a = cache.beginFill(h('k'));
+  const b = cache.beginFill(h('k'));
+  t.ok(cache.filling(h('k')));
+  t.not(cache.completeFill(a, 0, h('k'), key('k'), key('v1'), Date.now(), 0), null, 'an untouched fill is inserted');
+  t.ok(cache.filling(h('k')), 'the second fill is still in flight');
   cache.flush();
-  t.equal(cache.completeFill(b, 0, 'k', key('v2'), Date.now(), 0), null, 'a flush discards fills in flight');
-  t.notOk(cache.filling('k'));
+  t.equal(cache.completeFill(b, 0, h('k'), key('k'), key('v2'), Date.now(), 0), null, 'a flush discards fills in flight');
+  t.notOk(cache.filling(h('k')));
   t.equal(cache.size, 0);
 });
 
 t.test('entries: bulk replies, databases, covered sequence, LRU by count and bytes', async (t) => {
   const cache = new NearCache({ maxKeys: 2, maxBytes: 20, ttl: 60_000 });
-  const put = (db: number, k: string, v: string, covered = 0) => cache.completeFill(cache.beginFill(k), db, k, key(v), Date.now(), covered);
+  const put = (db: number, k: string, v: string, covered = 0) => cache.completeFill(cache.beginFill(h(k)), db, h(k), key(k), key(v), Date.now(), covered);
   put(0, 'a', 'value', 5);
   t.equal(cache.get(0, key('a'), 0, 1, 5)?.reply.toString(), '$5\r\nvalue\r\n');
   t.equal(cache.get(0, key('a'), 0, 1, 6), undefined, 'a read that needs a later write does not take it');
   t.equal(cache.get(1, key('a'), 0, 1, 0), undefined, 'keyed by database');
   put(1, 'a', 'other');
-  cache.invalidate('a');
+  cache.invalidate(h('a'));
   t.equal(cache.size, 0, 'an invalidation names no database: every database drops the key');
   put(0, 'x', '1');
   put(0, 'y', '2');
@@ -51,14 +52,22 @@ t.test('entries: bulk replies, databases, covered sequence, LRU by count and byt
   t.ok(cache.bytes <= 20, `maxBytes (${cache.bytes})`);
   t.equal(cache.get(0, key('big'), 0, 3, 0)?.reply.length, 5 + 16 + 2, "$16\r\n, the value, \r\n");
   const binary = Buffer.from([0xff, 0x00, 0x80]);
-  const name = binary.toString('latin1');
-  cache.completeFill(cache.beginFill(name), 0, name, key('b'), Date.now(), 0);
-  t.ok(cache.get(0, binary, 0, 3, 0), 'binary keys map one to one');
+  const name = keyHash(binary, 0, 3);
+  cache.completeFill(cache.beginFill(name), 0, name, binary, key('b'), Date.now(), 0);
+  t.ok(cache.get(0, binary, 0, 3, 0), 'binary keys');
+  t.equal(cache.get(0, Buffer.from([0xff, 0x00, 0x81]), 0, 3, 0), undefined, 'another key of the same length misses');
+});
+
+t.test('a hash collision is a miss, never another key\'s value', async (t) => {
+  const cache = new NearCache({ maxKeys: 10, ttl: 60_000 });
+  // Store the value of "a" under the hash of "b", as a collision would: a read of "b" must not get it.
+  cache.completeFill(cache.beginFill(h('b')), 0, h('b'), key('a'), key('value of a'), Date.now(), 0);
+  t.equal(cache.get(0, key('b'), 0, 1, 0), undefined);
 });
 
 t.test('invalidation pushes and GET replies', async (t) => {
   const push = Buffer.from('>2\r\n$10\r\ninvalidate\r\n*2\r\n$1\r\na\r\n$3\r\nb\xffc\r\n', 'latin1');
-  t.same(invalidatedKeys(push, 0, push.length), ['a', 'b\xffc']);
+  t.same(invalidatedKeys(push, 0, push.length)?.map((k) => k.toString('latin1')), ['a', 'b\xffc']);
   const flush = Buffer.from('>2\r\n$10\r\ninvalidate\r\n_\r\n');
   t.equal(invalidatedKeys(flush, 0, flush.length), null, 'a null invalidation flushes');
   const message = Buffer.from('>3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n');
