@@ -3,7 +3,7 @@
 // misses and without a cache (autocannon), and RESP GET throughput on 1,000 hot keys with
 // nearCache on and off (redis-benchmark).
 //
-//   node bench/http.mjs [--rounds 1] [--duration 5] [--connections 50] [--requests 100000] [--out bench/results]
+//   node bench/http.mjs [--rounds 3] [--duration 3] [--connections 50] [--requests 100000] [--out bench/results]
 //
 // One run starts a Redis master and replica and the built proxy (dist/, as bin/redis-proxy)
 // with three listeners on them:
@@ -37,8 +37,8 @@ const PIPELINES = [1, 16];
 
 const USAGE = `usage: node bench/http.mjs [options]
 
-  --rounds N          rounds; the report shows medians over them (default 1)
-  --duration S        seconds per autocannon run (default 5)
+  --rounds N          rounds, the order of the cases alternating; the report shows medians (default 3)
+  --duration S        seconds per autocannon run (default 3)
   --connections N     autocannon -c (default 50)
   --requests N        redis-benchmark -n per run (default 100000)
   --out DIR           where http-<date>.md and http-latest.md go (default bench/results)
@@ -50,8 +50,8 @@ const USAGE = `usage: node bench/http.mjs [options]
 function options() {
   const { values } = parseArgs({
     options: {
-      rounds: { type: 'string', default: '1' },
-      duration: { type: 'string', default: '5' },
+      rounds: { type: 'string', default: '3' },
+      duration: { type: 'string', default: '3' },
       connections: { type: 'string', default: '50' },
       requests: { type: 'string', default: '100000' },
       out: { type: 'string', default: path.join(ROOT, 'bench', 'results') },
@@ -193,6 +193,11 @@ async function main() {
     fs.writeFileSync(conf, JSON.stringify(config, null, 2));
     const logFile = path.join(tmp, 'redis-proxy.log');
     const proxy = await launchProxy({ name: 'redis-proxy', root: ROOT, conf, logFile, port: ports.cached, proxyBin: opts.proxyBin });
+    // The proxy answers on the first listener's port once it is up; the others start in turn.
+    for (const port of [ports.tiny, ports.plain]) await waitUntil(`:${port}`, async () => (await command(port, ['PING'])) === 'PONG');
+    for (const port of [ports.httpCached, ports.httpTiny, ports.httpPlain]) {
+      await waitUntil(`HTTP :${port}`, async () => (await fetch(`http://127.0.0.1:${port}/none`)).status === 404);
+    }
     await sanityCheck(ports.plain);
     const value = 'v'.repeat(100);
     const writes = [];
@@ -211,13 +216,15 @@ async function main() {
     for (const port of [ports.cached, ports.plain]) await respOnce(port, 16, [masterPort, replicaPort], { ...opts, requests: 20000 });
     const cases = [['cache hit', ports.httpCached], ['cache miss (maxKeys 1)', ports.httpTiny], ['no cache', ports.httpPlain]];
     for (let round = 1; round <= opts.rounds; round++) {
-      for (const [label, port] of cases) {
+      // Alternating order per round: no case always runs first (or on a warmer machine).
+      for (const [label, port] of round % 2 === 1 ? cases : [...cases].reverse()) {
         const r = await httpOnce(port, opts);
         httpRuns.push({ round, label, ...r });
         log(`round ${round} HTTP ${label}: ${fmtInt(r.rps)} req/s, p99 ${r.p99ms} ms, non-2xx ${r.non2xx}`);
       }
       for (const P of PIPELINES) {
-        for (const [label, port] of [['on', ports.cached], ['off', ports.plain]]) {
+        const pair = [['on', ports.cached], ['off', ports.plain]];
+        for (const [label, port] of round % 2 === 1 ? pair : pair.reverse()) {
           const r = await respOnce(port, P, [masterPort, replicaPort], opts);
           respRuns.push({ round, label, pipeline: P, ...r });
           if (r.error) notes.push(`round ${round} RESP ${label} -P ${P}: ${r.error}`);

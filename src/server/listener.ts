@@ -260,7 +260,13 @@ export class Listener implements SessionContext {
     this.port = await this.clients.listen(this.config.listen);
     if (this.config.http !== undefined) {
       const http = new HttpFrontEnd(this, this.config.http);
-      await http.start();
+      try {
+        await http.start();
+      } catch (err) {
+        // The listener does not start: its client port must not stay open.
+        void this.clients.close();
+        throw err;
+      }
       this.http = http;
     }
     this.startTimers();

@@ -150,6 +150,24 @@ t.test('maxInFlight and the queue: 503 once 1 + 4 requests wait on a sleeping ma
   t.ok(Date.now() - started >= 1000, 'the ones served waited for the master');
 });
 
+t.test('with the cache, concurrent requests for one key share one read', async (t) => {
+  const set = await startReplicaSet({ replicas: 1, t });
+  const httpPort = await freePort();
+  await startTestProxy(
+    [listenerFor(set.master, set.replicas, { readPolicy: 'master', http: { listen: httpPort, maxInFlight: 2, cache: { maxKeys: 10, ttl: 60_000 } } })],
+    { t },
+  );
+  await set.master.client().set('shared', 'v');
+  await set.resetStats();
+  const asleep = set.master.client().call('DEBUG', 'SLEEP', '0.5');
+  await new Promise((r) => setTimeout(r, 100));
+  const replies = await Promise.all(Array.from({ length: 20 }, () => request(httpPort, '/shared')));
+  await asleep;
+  t.same([...new Set(replies.map((r) => `${r.status} ${r.body.toString()}`))], ['200 v'], 'all 20 answered, beyond maxInFlight and its queue');
+  t.equal(await set.master.commandCalls('get'), 1, 'one GET reached Redis');
+  t.equal((await request(httpPort, '/shared')).headers['x-cache'], 'HIT');
+});
+
 t.test('reload starts, moves and stops the front end', async (t) => {
   const set = await startReplicaSet({ replicas: 1, t });
   await set.master.client().set('k', 'v');
