@@ -107,7 +107,8 @@ export class SessionWrites {
 
   /**
    * A write sent without a reply slot (written to the lease in a Pub/Sub or MONITOR
-   * stream): the near cache drops its keys all the same.
+   * stream, or the EXEC of a transaction that subscribes; `cmd` undefined: keys unknown):
+   * the near cache drops its keys, or is flushed, all the same.
    */
   sentInStream(cmd: CommandInfo | undefined, req: RequestView): void {
     this.caches.nearCache?.written(cmd, req);

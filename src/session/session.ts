@@ -720,6 +720,8 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
       this.endTransaction();
       this.openStream(lease, STATE_PUBSUB, LEASE_PUBSUB);
       this.stream!.execPending = true;
+      // Its queued writes run now, keys not followed: the near cache is flushed.
+      this.writes.sentInStream(undefined, req);
       this.channel.writeRaw(req.raw());
       return true;
     }
