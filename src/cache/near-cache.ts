@@ -195,7 +195,10 @@ export class NearCache {
     reply[reply.length - 1] = 0x0a;
     const entry: CacheEntry = { key: Buffer.from(name), reply, valueStart: header.length, fetchedAt, covered };
     this.dbs.add(db);
-    this.lru.set(slotOf(key, db), entry);
+    const slot = slotOf(key, db);
+    this.lru.set(slot, entry);
+    // A value larger than maxBytes is not kept.
+    if (this.lru.peek(slot) !== entry) return null;
     this.counters.fills++;
     return entry;
   }

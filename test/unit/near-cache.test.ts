@@ -50,6 +50,7 @@ t.test('entries: bulk replies, databases, covered sequence, LRU by count and byt
   t.equal(cache.get(0, key('x'), 0, 1, 0), undefined, 'the least recently used went');
   put(0, 'big', 'x'.repeat(16));
   t.ok(cache.bytes <= 20, `maxBytes (${cache.bytes})`);
+  t.equal(put(0, 'huge', 'x'.repeat(30)), null, 'a value larger than maxBytes is not kept');
   t.equal(cache.get(0, key('big'), 0, 3, 0)?.reply.length, 5 + 16 + 2, "$16\r\n, the value, \r\n");
   const binary = Buffer.from([0xff, 0x00, 0x80]);
   const name = keyHash(binary, 0, 3);
