@@ -377,6 +377,7 @@ export class HttpFrontEnd {
     }
     if (this.config.cached) headers['X-Cache'] = found.hit ? 'HIT' : 'MISS';
     this.counters.ok++;
+    if (res.destroyed) return;
     res.writeHead(200, headers);
     res.end(head ? undefined : found.value);
   }
