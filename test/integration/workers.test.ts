@@ -207,6 +207,32 @@ t.test('causal reads: a write acknowledged on one worker is read on the other', 
     t.ok(onReplica! >= 15, `reads of a key nobody wrote still go to the replica (${onReplica} of 20)`);
   });
 
+  // A regression check of the two together: worker 2's entries carry the writes they are
+  // known to include (src/cache/near-cache.ts), and worker 1's writes reach worker 2's
+  // causal table before they are acknowledged. (Fills that ran on the master are also
+  // invalidated by the master itself at once, so this alone would not catch a missing hold:
+  // the test above does.)
+  await t.test('with nearCache: a value cached on worker 2 is not served after a write acknowledged on worker 1', async (t) => {
+    const cli = await spawnWorkers({ nearCache: true });
+    const [port] = cli.ports as [number];
+    const a = await rawOn(port, 1);
+    const b = await rawOn(port, 2);
+    const stale: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      await caughtUp(master, slow);
+      await sleep(150);
+      // Worker 2 caches the value (the second GET is answered from its memory)...
+      await b.send(encodeCommand('GET', 'workers:cached'));
+      await b.send(encodeCommand('GET', 'workers:cached'));
+      // ...then a write on worker 1, read on worker 2 the moment it is acknowledged.
+      const got = await writeThenRead(a, b, 'workers:cached', `c${i}`);
+      if (got !== `c${i}`) stale.push(`${i}:${got}`);
+    }
+    t.same(stale, [], 'never the cached value once the write was acknowledged on the other worker');
+    const info = String((await b.send(encodeCommand('INFO', 'proxy')))[0]);
+    t.match(info, /near_cache_hits:[1-9]/, 'worker 2 did answer from its cache');
+  });
+
   await t.test('control, causalReads "session": the same reads are stale (the test can fail)', async (t) => {
     const cli = await spawnWorkers({ causalReads: 'session' });
     const [port] = cli.ports as [number];
