@@ -99,7 +99,20 @@ export class BatchedOutput implements Flushable {
   }
 
   flush(): void {
-    if (this.rangeBuf !== null) this.sealRange();
+    const range = this.rangeBuf;
+    if (this.chunks.length === 0) {
+      // The common case: one range and nothing else (one reply to a client, or requests
+      // side by side in one chunk): written as a view, with no list of chunks built.
+      if (range === null) return;
+      this.rangeBuf = null;
+      this.bytes = 0;
+      if (this.socket.destroyed) return;
+      const start = this.rangeStart;
+      const end = this.rangeEnd;
+      this.socket.write(start === 0 && end === range.length ? range : range.subarray(start, end));
+      return;
+    }
+    if (range !== null) this.sealRange();
     const chunks = this.chunks;
     if (chunks.length === 0) return;
     const bytes = this.bytes;
