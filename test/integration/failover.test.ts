@@ -8,7 +8,8 @@ import { ioredisClient } from '../helpers/clients.js';
 import { listenerFor, startTestProxy } from '../helpers/proxy.js';
 import { startReplicaSet } from '../helpers/redis.js';
 import { callsDuring, waitForReplicaReads } from '../helpers/stats.js';
-import { sleep, timed } from '../helpers/wait.js';
+import { rawCommand } from '../helpers/raw.js';
+import { sleep, timed, waitFor } from '../helpers/wait.js';
 
 interface Outcome {
   startedAt: number;
@@ -99,7 +100,8 @@ t.test('a read in flight on a replica that dies is retried on another node', asy
 
   // Freeze r1 so the reads sent to it stay in flight, then kill it.
   void r1.client().debug('SLEEP', '3').catch(() => null);
-  await sleep(50);
+  // Under load the DEBUG SLEEP may start late: wait until r1 really does not answer.
+  await waitFor('r1 to be frozen', async () => (await rawCommand(r1.port, 'PING\r\n', { timeoutMs: 100 })).timedOut, { timeoutMs: 2000 });
   let settled = 0;
   const reads = Array.from({ length: 10 }, () =>
     timed(client.get('retry:k')).finally(() => settled++),
