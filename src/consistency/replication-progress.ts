@@ -12,10 +12,11 @@
  *
  * The proxy polls only while some acknowledged write is not yet known to be on every
  * replica in the read rotation: one `ROLE` per node per round, rounds {@link MIN_POLL_MS}
- * apart while they make progress (or a read is waiting for them) and backing off to the
- * health-check interval when they do not (a replica that stays behind). So once writes
- * stop, the proxy knows within a round or two that the replicas have them, and reads go
- * back to the replicas; with no writes there is no polling.
+ * apart while reads wait for them, and backing off to the health-check interval while
+ * none does (a write-only load, or reads of other keys); a read that needs an uncovered
+ * write ends the pause at once. So a read of a just-written key goes to the master (or a
+ * replica known to have the write) and makes the next round run now, and the reads after
+ * it go back to the replicas within a round or two; with no writes there is no polling.
  * Source: https://redis.io/docs/latest/commands/role/
  */
 import type { Node } from '../backend/node.js';
@@ -46,6 +47,8 @@ export class ReplicationProgress {
   /** Applied offset of each replica at its last poll (-1: unknown, or not linked). */
   private readonly offsets = new Map<Node, number>();
   private polling = false;
+  /** Ends the pause between two rounds early (set while the poll loop pauses). */
+  private wakePoll: (() => void) | null = null;
   /** A read needed a write not yet covered since the current round began. */
   private wanted = false;
   private closed = false;
@@ -68,10 +71,14 @@ export class ReplicationProgress {
     return seq;
   }
 
-  /** A read needs writes not yet known to be everywhere: polling goes on at full pace (no back-off). */
+  /**
+   * A read needs writes not yet known to be everywhere: polling goes on at full pace, and
+   * a round backed off while no read waited runs now.
+   */
   want(): void {
     this.wanted = true;
-    if (!this.polling && !this.closed && this.covered < this.acked) void this.poll();
+    if (this.wakePoll !== null) this.wakePoll();
+    else if (!this.polling && !this.closed && this.covered < this.acked) void this.poll();
   }
 
   /**
@@ -121,11 +128,24 @@ export class ReplicationProgress {
     let pause = MIN_POLL_MS;
     try {
       while (!this.closed && this.covered < this.acked) {
-        const before = this.covered;
         this.wanted = false;
         await this.round();
-        pause = this.covered > before || this.wanted ? MIN_POLL_MS : Math.min(pause * 2, this.maxPollMs);
-        await new Promise((resolve) => setTimeout(resolve, pause));
+        // Full pace only while reads wait for what is not yet covered; else back off (a
+        // write-only load polls about once per health-check interval) until one does.
+        pause = this.wanted ? MIN_POLL_MS : Math.min(pause * 2, this.maxPollMs);
+        if (this.wanted) {
+          await new Promise((resolve) => setTimeout(resolve, pause));
+        } else {
+          await new Promise<void>((resolve) => {
+            const done = (): void => {
+              clearTimeout(timer);
+              this.wakePoll = null;
+              resolve();
+            };
+            const timer = setTimeout(done, pause);
+            this.wakePoll = done;
+          });
+        }
       }
     } finally {
       this.polling = false;
