@@ -74,7 +74,7 @@ export async function runPrimary(options: PrimaryOptions): Promise<{
 }> {
   const { configPath, logger } = options;
   let config = options.config;
-  cluster.setupPrimary({ serialization: 'advanced' });
+  cluster.setupPrimary({ serialization: 'json' });
   const slots: Slot[] = [];
   const bySlot = new Map<Worker, Slot>();
   const fanouts = new Map<number, Fanout>();
