@@ -15,7 +15,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
 import { command, parseInfo } from './lib/resp.mjs';
@@ -24,6 +23,7 @@ import { startRelay } from './lib/relay.mjs';
 import { start, stopAll, freePort, waitUntil, sleep, clockTicks, processTree, cpuTicks } from './lib/procs.mjs';
 import { mdTable, fmtInt, median } from './lib/report.mjs';
 import { startRedis, proxyConfig, launchProxy, sanityCheck, tail, runScope, otherCpuMeter, machineInfo, writeReport } from './lib/setup.mjs';
+import { harnessOptions } from './lib/options.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ALL_MODES = ['none', 'session', 'global', 'ryw'];
@@ -51,44 +51,28 @@ const USAGE = `usage: node bench/causal.mjs [options]
 `;
 
 function options() {
-  const { values } = parseArgs({
-    options: {
+  const { values, number, list, out, json, proxyBin } = harnessOptions({
+    usage: USAGE,
+    json: 'causal-latest.json',
+    own: {
       modes: { type: 'string', default: DEFAULT_MODES.join(',') },
       workloads: { type: 'string', default: WORKLOADS.join(',') },
       pairs: { type: 'string', default: '200000' },
       seconds: { type: 'string', default: '10' },
       clients: { type: 'string', default: '50' },
       'replica-delay': { type: 'string', default: '0' },
-      out: { type: 'string', default: path.join(ROOT, 'bench', 'results') },
-      json: { type: 'string' },
-      'proxy-bin': { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
     },
   });
-  if (values.help) { process.stdout.write(USAGE); process.exit(0); }
-  const usageError = (msg) => { process.stderr.write(`${msg}\n${USAGE}`); process.exit(2); };
-  const num = (name, v, min, integer = true) => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min) usageError(`--${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}`);
-    return n;
-  };
-  const list = (name, v, allowed) => {
-    const items = v.split(',').map((s) => s.trim()).filter(Boolean);
-    if (!items.length) usageError(`--${name} is empty`);
-    for (const i of items) if (!allowed.includes(i)) usageError(`unknown ${name.replace(/s$/, '')} ${i} (one of ${allowed.join(', ')})`);
-    return [...new Set(items)];
-  };
-  const out = path.resolve(values.out);
   return {
     modes: list('modes', values.modes, ALL_MODES),
     workloads: list('workloads', values.workloads, WORKLOADS),
-    pairs: num('pairs', values.pairs, 1),
-    seconds: num('seconds', values.seconds, 0.1, false),
-    clients: num('clients', values.clients, 1),
-    delayMs: num('replica-delay', values['replica-delay'], 0, false),
+    pairs: number('pairs', values.pairs, 1),
+    seconds: number('seconds', values.seconds, 0.1, false),
+    clients: number('clients', values.clients, 1),
+    delayMs: number('replica-delay', values['replica-delay'], 0, false),
     out,
-    json: path.resolve(values.json ?? path.join(out, 'causal-latest.json')),
-    proxyBin: values['proxy-bin'] ? path.resolve(values['proxy-bin']) : null,
+    json,
+    proxyBin,
   };
 }
 

@@ -21,7 +21,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
 import autocannon from 'autocannon';
@@ -30,6 +29,7 @@ import { command, parseInfo, request } from './lib/resp.mjs';
 import { freePort, waitUntil, run, versionOf } from './lib/procs.mjs';
 import { mdTable, fmtInt, median } from './lib/report.mjs';
 import { startRedis, launchProxy, sanityCheck, tail, runScope, otherCpuMeter, machineInfo, writeReport } from './lib/setup.mjs';
+import { harnessOptions } from './lib/options.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const KEYS = 1000;
@@ -48,33 +48,24 @@ const USAGE = `usage: node bench/http.mjs [options]
 `;
 
 function options() {
-  const { values } = parseArgs({
-    options: {
+  const { values, number, out, json, proxyBin } = harnessOptions({
+    usage: USAGE,
+    json: 'http-latest.json',
+    own: {
       rounds: { type: 'string', default: '3' },
       duration: { type: 'string', default: '3' },
       connections: { type: 'string', default: '50' },
       requests: { type: 'string', default: '100000' },
-      out: { type: 'string', default: path.join(ROOT, 'bench', 'results') },
-      json: { type: 'string' },
-      'proxy-bin': { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
     },
   });
-  if (values.help) { process.stdout.write(USAGE); process.exit(0); }
-  const int = (name, v) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) { process.stderr.write(`--${name} must be an integer >= 1\n${USAGE}`); process.exit(2); }
-    return n;
-  };
-  const out = path.resolve(values.out);
   return {
-    rounds: int('rounds', values.rounds),
-    duration: int('duration', values.duration),
-    connections: int('connections', values.connections),
-    requests: int('requests', values.requests),
+    rounds: number('rounds', values.rounds),
+    duration: number('duration', values.duration),
+    connections: number('connections', values.connections),
+    requests: number('requests', values.requests),
     out,
-    json: path.resolve(values.json ?? path.join(out, 'http-latest.json')),
-    proxyBin: values['proxy-bin'] ? path.resolve(values['proxy-bin']) : null,
+    json,
+    proxyBin,
   };
 }
 

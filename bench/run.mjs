@@ -14,7 +14,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
 import { command, parseInfo, idleClient } from './lib/resp.mjs';
@@ -23,6 +22,7 @@ import {
 } from './lib/procs.mjs';
 import { startRedis, proxyConfig, launchProxy, sanityCheck, tail, runScope, otherCpuMeter, build, machineInfo, writeReport } from './lib/setup.mjs';
 import { summarise, verdict, table, comparison, comparisonTable, markdown, fmtInt } from './lib/report.mjs';
+import { harnessOptions } from './lib/options.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PIPELINES = [1, 16];
@@ -65,8 +65,10 @@ const USAGE = `usage: node bench/run.mjs [options]
 `;
 
 function options() {
-  const { values } = parseArgs({
-    options: {
+  const { values, number: int, usageError, out, json, proxyBin } = harnessOptions({
+    usage: USAGE,
+    json: 'latest.json',
+    own: {
       rounds: { type: 'string', default: '5' },
       requests: { type: 'string' },
       'requests-p1': { type: 'string', default: '200000' },
@@ -77,25 +79,14 @@ function options() {
       baseline: { type: 'string' },
       listener: { type: 'string' },
       'baseline-listener': { type: 'string' },
-      out: { type: 'string', default: path.join(ROOT, 'bench', 'results') },
-      json: { type: 'string' },
       'no-warmup': { type: 'boolean', default: false },
       'run-timeout': { type: 'string', default: '300' },
-      'proxy-bin': { type: 'string' },
       admin: { type: 'boolean', default: false },
       workers: { type: 'string', default: '1' },
       'baseline-workers': { type: 'string', default: '1' },
       strict: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
     },
   });
-  if (values.help) { process.stdout.write(USAGE); process.exit(0); }
-  const int = (name, v, min) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) { process.stderr.write(`--${name} must be an integer >= ${min}\n${USAGE}`); process.exit(2); }
-    return n;
-  };
-  const usageError = (msg) => { process.stderr.write(`${msg}\n${USAGE}`); process.exit(2); };
   const baseline = values.baseline ? path.resolve(values.baseline) : null;
   if (baseline && !fs.existsSync(path.join(baseline, 'bin', 'redis-proxy'))) usageError(`--baseline ${values.baseline}: ${path.join(baseline, 'bin', 'redis-proxy')} not found (DIR must be a checkout of redis-proxy)`);
   const targets = values.targets !== undefined
@@ -113,7 +104,6 @@ function options() {
       return usageError(`--${name}: must be a JSON object of listener settings, like '{"causalReads":"none"}' (${e.message})`);
     }
   };
-  const out = path.resolve(values.out);
   return {
     rounds: int('rounds', values.rounds, 1),
     requests: {
@@ -124,10 +114,10 @@ function options() {
     idleClients: int('idle-clients', values['idle-clients'], 0),
     targets,
     out,
-    json: path.resolve(values.json ?? path.join(out, 'latest.json')),
+    json,
     warmup: !values['no-warmup'],
     runTimeoutMs: int('run-timeout', values['run-timeout'], 1) * 1000,
-    proxyBin: values['proxy-bin'] ? path.resolve(values['proxy-bin']) : null,
+    proxyBin,
     baseline,
     listener: settings('listener'),
     baselineListener: settings('baseline-listener'),

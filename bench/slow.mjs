@@ -26,7 +26,6 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
 import { command, nodeLines, parseInfo, parseReply } from './lib/resp.mjs';
@@ -34,6 +33,7 @@ import { Conn, openPool } from './lib/conn.mjs';
 import { stopAll, freePort, waitUntil, sleep, clockTicks } from './lib/procs.mjs';
 import { mdTable, fmtInt } from './lib/report.mjs';
 import { startRedis, proxyConfig, launchProxy, sanityCheck, tail, runScope, otherCpuMeter, machineInfo, writeReport } from './lib/setup.mjs';
+import { harnessOptions } from './lib/options.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SCENARIOS = ['busy-script', 'slow-command', 'half-dead-replica'];
@@ -82,30 +82,21 @@ const USAGE = `usage: node bench/slow.mjs [options]
 `;
 
 function options() {
-  const { values } = parseArgs({
-    options: {
+  const { values, number, list, out, json, proxyBin } = harnessOptions({
+    usage: USAGE,
+    json: 'slow-latest.json',
+    own: {
       scenarios: { type: 'string', default: SCENARIOS.join(',') },
       rounds: { type: 'string', default: '5' },
-      out: { type: 'string', default: path.join(ROOT, 'bench', 'results') },
-      json: { type: 'string' },
-      'proxy-bin': { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
     },
   });
-  if (values.help) { process.stdout.write(USAGE); process.exit(0); }
-  const usageError = (msg) => { process.stderr.write(`${msg}\n${USAGE}`); process.exit(2); };
-  const rounds = Number(values.rounds);
-  if (!Number.isInteger(rounds) || rounds < 1) usageError('--rounds must be an integer >= 1');
-  const scenarios = [...new Set(values.scenarios.split(',').map((s) => s.trim()).filter(Boolean))];
-  if (!scenarios.length) usageError('--scenarios is empty');
-  for (const s of scenarios) if (!SCENARIOS.includes(s)) usageError(`unknown scenario ${s} (one of ${SCENARIOS.join(', ')})`);
-  const out = path.resolve(values.out);
+  const scenarios = list('scenarios', values.scenarios, SCENARIOS);
   return {
     scenarios: SCENARIOS.filter((s) => scenarios.includes(s)),
-    rounds,
+    rounds: number('rounds', values.rounds),
     out,
-    json: path.resolve(values.json ?? path.join(out, 'slow-latest.json')),
-    proxyBin: values['proxy-bin'] ? path.resolve(values['proxy-bin']) : null,
+    json,
+    proxyBin,
   };
 }
 

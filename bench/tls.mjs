@@ -17,13 +17,13 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
 import { command, parseInfo } from './lib/resp.mjs';
 import { freePort, waitUntil, run, versionOf, clockTicks, processTree, cpuTicks } from './lib/procs.mjs';
 import { mdTable, fmtInt, median } from './lib/report.mjs';
 import { startRedis, launchProxy, sanityCheck, tail, runScope, otherCpuMeter, machineInfo, writeReport } from './lib/setup.mjs';
+import { harnessOptions } from './lib/options.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PIPELINES = [1, 16];
@@ -44,31 +44,22 @@ const USAGE = `usage: node bench/tls.mjs [options]
 `;
 
 function options() {
-  const { values } = parseArgs({
-    options: {
+  const { values, number, out, json, proxyBin } = harnessOptions({
+    usage: USAGE,
+    json: 'tls-latest.json',
+    own: {
       rounds: { type: 'string', default: '3' },
       requests: { type: 'string', default: '100000' },
       clients: { type: 'string', default: '50' },
-      out: { type: 'string', default: path.join(ROOT, 'bench', 'results') },
-      json: { type: 'string' },
-      'proxy-bin': { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
     },
   });
-  if (values.help) { process.stdout.write(USAGE); process.exit(0); }
-  const int = (name, v) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) { process.stderr.write(`--${name} must be an integer >= 1\n${USAGE}`); process.exit(2); }
-    return n;
-  };
-  const out = path.resolve(values.out);
   return {
-    rounds: int('rounds', values.rounds),
-    requests: int('requests', values.requests),
-    clients: int('clients', values.clients),
+    rounds: number('rounds', values.rounds),
+    requests: number('requests', values.requests),
+    clients: number('clients', values.clients),
     out,
-    json: path.resolve(values.json ?? path.join(out, 'tls-latest.json')),
-    proxyBin: values['proxy-bin'] ? path.resolve(values['proxy-bin']) : null,
+    json,
+    proxyBin,
   };
 }
 

@@ -29,7 +29,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
 import { command, nodeLines, parseInfo } from './lib/resp.mjs';
@@ -38,6 +37,7 @@ import { run, stop, stopAll, freePort, waitUntil, sleep } from './lib/procs.mjs'
 import { mdTable, fmtInt } from './lib/report.mjs';
 import { startRedis, launchProxy, sanityCheck, tail, runScope, otherCpuMeter, machineInfo, writeReport } from './lib/setup.mjs';
 import { startSentinels, waitForSentinels, subscribeEvents, until } from './lib/sentinel.mjs';
+import { harnessOptions } from './lib/options.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PARTS = ['reload', 'scale', 'failover'];
@@ -105,29 +105,20 @@ const USAGE = `usage: node bench/topology.mjs [options]
 `;
 
 function options() {
-  const { values } = parseArgs({
-    options: {
+  const { values, number, list, out, json, proxyBin } = harnessOptions({
+    usage: USAGE,
+    json: 'topology-latest.json',
+    own: {
       rounds: { type: 'string' },
       quick: { type: 'boolean', default: false },
       parts: { type: 'string', default: PARTS.join(',') },
       sets: { type: 'string', default: SETS.map((x) => x.key).join(',') },
-      out: { type: 'string', default: path.join(ROOT, 'bench', 'results') },
-      json: { type: 'string' },
       logs: { type: 'string' },
-      'proxy-bin': { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
     },
   });
-  if (values.help) { process.stdout.write(USAGE); process.exit(0); }
-  const usageError = (msg) => { process.stderr.write(`${msg}\n${USAGE}`); process.exit(2); };
-  const rounds = Number(values.rounds ?? (values.quick ? QUICK.rounds : 5));
-  if (!Number.isInteger(rounds) || rounds < 1) usageError('--rounds must be an integer >= 1');
-  const parts = [...new Set(values.parts.split(',').map((s) => s.trim()).filter(Boolean))];
-  if (!parts.length) usageError('--parts is empty');
-  for (const p of parts) if (!PARTS.includes(p)) usageError(`unknown part ${p} (one of ${PARTS.join(', ')})`);
-  const sets = values.sets.split(',').map((x) => x.trim()).filter(Boolean);
-  for (const k of sets) if (!SETS.some((x) => x.key === k)) usageError(`unknown set ${k} (one of ${SETS.map((x) => x.key).join(', ')})`);
-  const out = path.resolve(values.out);
+  const rounds = number('rounds', values.rounds ?? (values.quick ? QUICK.rounds : 5));
+  const parts = list('parts', values.parts, PARTS);
+  const sets = list('sets', values.sets, SETS.map((x) => x.key), { allowEmpty: true });
   return {
     sets: SETS.filter((x) => sets.includes(x.key)),
     rounds,
@@ -136,9 +127,9 @@ function options() {
     requests: values.quick ? QUICK.requests : RELOAD.requests,
     reloads: values.quick ? QUICK.reloads : RELOAD.reloads,
     out,
-    json: path.resolve(values.json ?? path.join(out, 'topology-latest.json')),
+    json,
     logs: values.logs ? path.resolve(values.logs) : null,
-    proxyBin: values['proxy-bin'] ? path.resolve(values['proxy-bin']) : null,
+    proxyBin,
   };
 }
 
