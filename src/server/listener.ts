@@ -32,6 +32,7 @@ import type { Peers } from '../cluster/peers.js';
 import { CausalReads } from '../consistency/causal-reads.js';
 import { BUCKET_ALL, SharedWrites } from '../consistency/shared-writes.js';
 import { killMatching, listLines, type ClientFilter } from '../session/client-command.js';
+import { REMOTE_NO_SESSION } from '../session/client-ids.js';
 import { CachedReads } from '../cache/cached-reads.js';
 import { HttpFrontEnd } from '../http/server.js';
 import type { NearCacheConfig } from '../config/types.js';
@@ -479,7 +480,7 @@ export class Listener implements SessionContext {
    * - `list` (a ClientFilter): CLIENT LIST lines of the sessions it names, with their ids;
    * - `kill` (a ClientFilter): closes the sessions it names; how many;
    * - `lease` ({id, redirect}): the node's client id of session `id`'s lease, -1 without
-   *   one, -2 no such session here; with `redirect`, the session takes a lease for it
+   *   one, REMOTE_NO_SESSION no such session here; with `redirect`, the session takes a lease for it
    *   (CLIENT TRACKING REDIRECT) and the promise resolves once it has one;
    * - `health`: a health round now (another worker saw a node change state);
    * - `writes` (key buckets): writes another worker acknowledged (causal reads).
@@ -493,7 +494,7 @@ export class Listener implements SessionContext {
       case 'lease': {
         const { id, redirect } = arg as { id: number; redirect: boolean };
         const session = this.byId.get(id);
-        if (session === undefined) return -2;
+        if (session === undefined) return REMOTE_NO_SESSION;
         return redirect ? session.leaseForRemoteRedirect() : session.leaseClientId;
       }
       case 'health':
@@ -502,8 +503,9 @@ export class Listener implements SessionContext {
       case 'writes':
         this.causal.peerWrites(arg as number[]);
         return 1;
-      case 'ready':
-        return this.readiness();
+      default:
+        // `ready` is the whole proxy's (Proxy.peerRequest answers it for every listener).
+        return undefined;
     }
   }
 

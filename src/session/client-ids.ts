@@ -26,6 +26,9 @@ export function useClientIds(next: (() => number) | null): void {
   source = next;
 }
 
+/** What a worker answers for a session id it does not serve (src/cluster/: CLIENT UNBLOCK, TRACKING REDIRECT). */
+export const REMOTE_NO_SESSION = -2;
+
 /** A session as far as its id is concerned: the node's id of its lease, or -1 without one. */
 export interface IdTarget {
   readonly leaseClientId: number;

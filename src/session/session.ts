@@ -68,7 +68,7 @@ import type { DenyList } from '../server/deny-list.js';
 import type { RedisUsers } from '../server/redis-users.js';
 import type { CausalReads } from '../consistency/causal-reads.js';
 import type { CachedReads } from '../cache/cached-reads.js';
-import { newClientId, redirectArg, redirectTarget, unblockRequest, withClientId } from './client-ids.js';
+import { newClientId, REMOTE_NO_SESSION, redirectArg, redirectTarget, unblockRequest, withClientId } from './client-ids.js';
 import { SessionWrites } from './session-writes.js';
 import {
   ERROR_AUTH,
@@ -177,10 +177,7 @@ const CROSS_SESSION = new Set(['client|list', 'client|kill']);
 /** The replicated no-op that carries a session's replication offset onto its WAIT connection. */
 const WAIT_MARKER = encodeCommand(['PUBLISH', '__redis-proxy__:wait', '']);
 const DISCARD = encodeCommand(['DISCARD']);
-/** What {@link Session.remoteLeaseId} answers when no worker serves the session named. */
-const REMOTE_NO_SESSION = -2;
 const EXECABORT = 'EXECABORT Transaction discarded because of previous errors.';
-
 
 export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSession, TransactionHost {
   readonly id = newClientId();
@@ -381,10 +378,7 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
       done(HELLO_SECOND_AUTH_IN_MULTI);
       return;
     }
-    this.localPending = true;
-    void this.ctx.redisUsers.login(username, password).then((outcome) => {
-      this.localPending = false;
-      if (this.phase === CLOSED) return;
+    this.answerLater(this.ctx.redisUsers.login(username, password), (outcome) => {
       if (outcome.ok) {
         this.runAs(outcome.identity, false);
         this.authenticate(outcome.username);
@@ -397,7 +391,6 @@ export class Session implements RequestHandler, SlotOwner, ChannelOwner, LocalSe
         const master = this.ctx.master.label;
         done(outcome.kind === 'timeout' ? loginUncheckedText(master, outcome.error) : unreachableText(master, outcome.error));
       }
-      this.wake();
     });
   }
 
